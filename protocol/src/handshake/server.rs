@@ -1,0 +1,252 @@
+//! The server's side of the opening handshake (RFC 6455 §4.2): check an upgrade request, write
+//! the 101 that accepts it or the HTTP error that refuses it.
+
+use crate::http::{reason_phrase, Headers, Request};
+use crate::Error;
+
+use super::{accept_value, is_valid_key, WEBSOCKET_VERSION};
+
+/// A request that passed every check of §4.2.1: what a server needs to decide whether to
+/// accept it (path, origin, subprotocols, any other header) and to answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgrade<'a> {
+    /// The request target without its query: a chat server's room.
+    pub path: &'a str,
+    /// The full request target, query included.
+    pub target: &'a str,
+    /// The `Host` header.
+    pub host: &'a str,
+    /// The `Origin` header, sent by browsers (§4.2.1 item 7, §10.2).
+    pub origin: Option<&'a str>,
+    /// `Sec-WebSocket-Key`, as sent.
+    pub key: &'a str,
+    /// The subprotocols offered in `Sec-WebSocket-Protocol`, in order of preference.
+    pub protocols: Vec<&'a str>,
+    /// Every header, for whatever else the caller wants to look at.
+    pub headers: Headers<'a>,
+}
+
+/// Whether a request asks for a WebSocket at all (`Upgrade: websocket`). A server uses this to
+/// route: plain HTTP requests go elsewhere, upgrade attempts go to [`validate_request`].
+pub fn is_upgrade_attempt(request: &Request<'_>) -> bool {
+    request.headers.has_token("upgrade", "websocket")
+        || request.headers.get("sec-websocket-key").is_some()
+}
+
+/// Checks an upgrade request against §4.2.1: `GET`, HTTP/1.1 or later, `Host`,
+/// `Upgrade: websocket`, `Connection: Upgrade`, a `Sec-WebSocket-Key` of 16 bytes and
+/// `Sec-WebSocket-Version: 13`. Every failure is an [`Error`] with its HTTP status.
+pub fn validate_request<'a>(request: &Request<'a>) -> Result<Upgrade<'a>, Error> {
+    if request.method != "GET" {
+        return Err(Error::MethodNotGet);
+    }
+    if request.minor_version < 1 {
+        return Err(Error::UnsupportedHttpVersion);
+    }
+    let headers = &request.headers;
+    let host = match headers.get_str("host") {
+        Some(host) if !host.is_empty() && headers.count("host") == 1 => host,
+        _ => return Err(Error::MissingHost),
+    };
+    if !headers.has_token("upgrade", "websocket") {
+        return Err(Error::MissingUpgradeWebSocket);
+    }
+    if !headers.has_token("connection", "upgrade") {
+        return Err(Error::MissingConnectionUpgrade);
+    }
+    if headers.get("sec-websocket-version") != Some(WEBSOCKET_VERSION.as_bytes())
+        || headers.count("sec-websocket-version") != 1
+    {
+        return Err(Error::UnsupportedVersion);
+    }
+    let key = match headers.get_str("sec-websocket-key") {
+        Some(key) if is_valid_key(key.as_bytes()) && headers.count("sec-websocket-key") == 1 => key,
+        _ => return Err(Error::InvalidKey),
+    };
+    Ok(Upgrade {
+        path: request.path(),
+        target: request.target,
+        host,
+        origin: headers.get_str("origin"),
+        key,
+        protocols: headers.list("sec-websocket-protocol").collect(),
+        headers: headers.clone(),
+    })
+}
+
+/// Writes the 101 response that accepts `upgrade` (§4.2.2 item 5), selecting `protocol` (which
+/// must be one the client offered) and adding any `extra_headers`.
+pub fn write_accept(
+    out: &mut Vec<u8>,
+    upgrade: &Upgrade<'_>,
+    protocol: Option<&str>,
+    extra_headers: &[(&str, &str)],
+) {
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+    out.extend_from_slice(accept_value(upgrade.key.as_bytes()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(protocol) = protocol {
+        out.extend_from_slice(format!("Sec-WebSocket-Protocol: {protocol}\r\n").as_bytes());
+    }
+    for (name, value) in extra_headers {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the HTTP response that refuses a handshake with `status`, with a one-line body that
+/// says why. A 426 carries `Sec-WebSocket-Version: 13` (§4.4); a 405 carries `Allow: GET`.
+pub fn write_refusal(out: &mut Vec<u8>, status: u16, why: &str) {
+    let body = format!("{status} {}: {why}\n", reason_phrase(status));
+    let mut extra: Vec<(&str, &str)> = Vec::new();
+    if status == 426 {
+        extra.push(("Sec-WebSocket-Version", WEBSOCKET_VERSION));
+    }
+    if status == 405 {
+        extra.push(("Allow", "GET"));
+    }
+    crate::http::write_response(
+        out,
+        status,
+        &extra,
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+    );
+}
+
+/// Writes the refusal for a handshake [`Error`]: its HTTP status and its message.
+pub fn write_error(out: &mut Vec<u8>, error: Error) {
+    write_refusal(out, error.http_status().unwrap_or(400), &error.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{parse_request, Limits};
+
+    const RFC_REQUEST: &str = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    fn validate(text: &str) -> Result<Upgrade<'_>, Error> {
+        let request = parse_request(text.as_bytes(), Limits::default())
+            .unwrap()
+            .complete()
+            .unwrap();
+        validate_request(&request)
+    }
+
+    fn with(header: &str, replacement: &str) -> String {
+        let mut lines: Vec<String> = RFC_REQUEST.split("\r\n").map(str::to_owned).collect();
+        let index = lines
+            .iter()
+            .position(|line| {
+                line.to_ascii_lowercase()
+                    .starts_with(&header.to_ascii_lowercase())
+            })
+            .unwrap();
+        if replacement.is_empty() {
+            lines.remove(index);
+        } else {
+            lines[index] = replacement.to_owned();
+        }
+        lines.join("\r\n")
+    }
+
+    #[test]
+    fn accepts_the_rfc_example_request_and_exposes_its_fields() {
+        let upgrade = validate(RFC_REQUEST).unwrap();
+        assert_eq!(upgrade.path, "/chat");
+        assert_eq!(upgrade.host, "server.example.com");
+        assert_eq!(upgrade.origin, Some("http://example.com"));
+        assert_eq!(upgrade.protocols, ["chat", "superchat"]);
+        let mut out = Vec::new();
+        write_accept(&mut out, &upgrade, Some("chat"), &[]);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(text.contains("Sec-WebSocket-Protocol: chat\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn header_names_and_tokens_are_case_insensitive_and_lists() {
+        let text = RFC_REQUEST
+            .replace("Upgrade: websocket", "upgrade: WebSocket")
+            .replace("Connection: Upgrade", "CONNECTION: keep-alive,upgrade");
+        assert!(validate(&text).is_ok());
+    }
+
+    #[test]
+    fn a_method_other_than_get_is_refused_with_405() {
+        let text = RFC_REQUEST.replacen("GET", "POST", 1);
+        assert_eq!(validate(&text), Err(Error::MethodNotGet));
+        assert_eq!(Error::MethodNotGet.http_status(), Some(405));
+    }
+
+    #[test]
+    fn http_1_0_is_refused() {
+        let text = RFC_REQUEST.replacen("HTTP/1.1", "HTTP/1.0", 1);
+        assert_eq!(validate(&text), Err(Error::UnsupportedHttpVersion));
+    }
+
+    #[test]
+    fn a_missing_host_is_refused_with_400() {
+        assert_eq!(validate(&with("host:", "")), Err(Error::MissingHost));
+    }
+
+    #[test]
+    fn a_missing_upgrade_websocket_is_refused_with_400() {
+        assert_eq!(
+            validate(&with("upgrade:", "Upgrade: h2c")),
+            Err(Error::MissingUpgradeWebSocket)
+        );
+    }
+
+    #[test]
+    fn a_missing_connection_upgrade_is_refused_with_400() {
+        assert_eq!(
+            validate(&with("connection:", "Connection: keep-alive")),
+            Err(Error::MissingConnectionUpgrade)
+        );
+    }
+
+    #[test]
+    fn a_key_that_is_not_sixteen_bytes_is_refused_with_400() {
+        for bad in [
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZQ==",
+            "Sec-WebSocket-Key: !!!",
+            "",
+        ] {
+            assert_eq!(
+                validate(&with("sec-websocket-key:", bad)),
+                Err(Error::InvalidKey),
+                "{bad}"
+            );
+        }
+        assert_eq!(Error::InvalidKey.http_status(), Some(400));
+    }
+
+    #[test]
+    fn a_version_other_than_13_gets_426_with_the_supported_version() {
+        for bad in ["Sec-WebSocket-Version: 8", "Sec-WebSocket-Version: 14", ""] {
+            assert_eq!(
+                validate(&with("sec-websocket-version:", bad)),
+                Err(Error::UnsupportedVersion),
+                "{bad}"
+            );
+        }
+        let mut out = Vec::new();
+        write_error(&mut out, Error::UnsupportedVersion);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn refusals_carry_their_status_and_reason() {
+        let mut out = Vec::new();
+        write_error(&mut out, Error::HeadTooLarge);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(text.ends_with("http head too large\n"));
+    }
+}

@@ -1,0 +1,653 @@
+//! Message assembly (RFC 6455 §5.4, §5.5, §7): frames in, messages and control events out.
+//!
+//! [`Decoder`] is the receive side of one connection, in either role. It is fed the bytes the
+//! caller read and hands back one [`Event`] at a time:
+//!
+//! - An unfragmented data frame that is whole in the input is unmasked **in place** and handed
+//!   back as a slice of the caller's buffer: no copy.
+//! - A fragmented message, or a frame cut by the end of the input, is unmasked and appended to
+//!   the decoder's own buffer as its bytes arrive. The maximum message size is checked against
+//!   the lengths announced in the headers **before** a byte is buffered (1009), and a text
+//!   message's UTF-8 is checked as each byte arrives, so an invalid sequence is found at once
+//!   (1007), not when the message ends.
+//! - Control frames may come between the fragments of a message (§5.4) and are returned as
+//!   they come. A control frame cut by the end of the input is left unconsumed (at most 131
+//!   bytes), like a cut frame header.
+//!
+//! The caller's loop: call [`Decoder::decode`] on the unconsumed bytes until it returns no
+//! event; keep the unconsumed rest (a cut header or control frame) for the next read.
+
+use crate::close::CloseFrame;
+use crate::frame::{decode_header, FrameHeader, OpCode, Role};
+use crate::mask::apply_mask;
+use crate::utf8::Validator;
+use crate::{utf8, Error, Status};
+
+/// One thing a peer said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A complete text message, checked to be UTF-8 (§5.6).
+    Text(&'a str),
+    /// A complete binary message (§5.6).
+    Binary(&'a [u8]),
+    /// A ping (§5.5.2): answer with a pong carrying the same payload.
+    Ping(&'a [u8]),
+    /// A pong (§5.5.3).
+    Pong(&'a [u8]),
+    /// A close frame (§5.5.1), its payload checked. The decoder ignores everything after it.
+    Close(CloseFrame<'a>),
+}
+
+/// Where the closing handshake stands (§7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseState {
+    /// Neither side has sent a close frame.
+    Open,
+    /// We sent a close frame (the caller said so with [`Decoder::close_sent`]); data frames the
+    /// peer still sends are ignored until its close arrives.
+    CloseSent,
+    /// The peer's close frame arrived and we have not answered it yet.
+    CloseReceived,
+    /// Both close frames have crossed: the TCP connection can be closed.
+    Closed,
+}
+
+impl CloseState {
+    /// Whether a close frame has been sent or received.
+    pub fn is_closing(self) -> bool {
+        self != CloseState::Open
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MessageKind {
+    Text,
+    Binary,
+}
+
+/// A data frame whose header is consumed and whose payload is still arriving.
+#[derive(Debug, Clone, Copy)]
+struct FrameInProgress {
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    remaining: u64,
+    /// Position within the payload, to keep the masking key aligned across reads.
+    offset: usize,
+}
+
+/// The receive side of one WebSocket connection. See the [module docs](self) for the contract.
+#[derive(Debug)]
+pub struct Decoder {
+    role: Role,
+    max_message_size: usize,
+    close_state: CloseState,
+    /// The kind of the fragmented (or cut) message being assembled, if any.
+    message: Option<MessageKind>,
+    frame: Option<FrameInProgress>,
+    /// The message assembled so far. Empty (no heap allocation) between messages.
+    assembled: Vec<u8>,
+    utf8: Validator,
+    /// The last event borrowed `assembled`; free it at the next call.
+    release_assembled: bool,
+}
+
+impl Decoder {
+    /// A decoder for an endpoint of `role` that refuses messages over `max_message_size` bytes.
+    pub fn new(role: Role, max_message_size: usize) -> Self {
+        Decoder {
+            role,
+            max_message_size,
+            close_state: CloseState::Open,
+            message: None,
+            frame: None,
+            assembled: Vec::new(),
+            utf8: Validator::new(),
+            release_assembled: false,
+        }
+    }
+
+    /// Where the closing handshake stands.
+    pub fn close_state(&self) -> CloseState {
+        self.close_state
+    }
+
+    /// Tells the decoder that we sent a close frame: from now on the peer's data frames are
+    /// ignored (§5.5.1), and its close frame completes the handshake.
+    pub fn close_sent(&mut self) {
+        self.close_state = match self.close_state {
+            CloseState::Open => CloseState::CloseSent,
+            CloseState::CloseReceived | CloseState::Closed => CloseState::Closed,
+            CloseState::CloseSent => CloseState::CloseSent,
+        };
+    }
+
+    /// Whether the decoder holds no bytes of a message: between messages it owns no heap memory.
+    pub fn is_idle(&self) -> bool {
+        self.message.is_none() && self.frame.is_none()
+    }
+
+    /// Bytes of message payload held right now.
+    pub fn buffered_len(&self) -> usize {
+        self.assembled.len()
+    }
+
+    /// Decodes from `input`, returning how many bytes were consumed and at most one event.
+    ///
+    /// Data frame payloads are unmasked in place, which is why `input` is `&mut`. `None`
+    /// means more input is needed: the unconsumed bytes (`input[consumed..]`, a cut frame
+    /// header or control frame) must be passed again, with more appended. After a close frame,
+    /// all input is consumed and ignored. An error names the rule that was broken; answer it
+    /// with [`Error::close_code`] and stop reading.
+    pub fn decode<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+    ) -> Result<(usize, Option<Event<'a>>), Error> {
+        if self.release_assembled {
+            self.release_assembled = false;
+            self.assembled = Vec::new();
+        }
+        if matches!(
+            self.close_state,
+            CloseState::CloseReceived | CloseState::Closed
+        ) {
+            return Ok((input.len(), None));
+        }
+        let mut consumed = 0;
+        loop {
+            if let Some(frame) = self.frame.as_mut() {
+                let available = (input.len() - consumed).min(frame.remaining as usize);
+                let chunk = &mut input[consumed..consumed + available];
+                consumed += available;
+                frame.remaining -= available as u64;
+                let discard = self.close_state == CloseState::CloseSent;
+                if !discard {
+                    if let Some(key) = frame.mask {
+                        apply_mask(chunk, key, frame.offset);
+                    }
+                    if self.message == Some(MessageKind::Text) {
+                        self.utf8.feed(chunk).map_err(|_| Error::InvalidUtf8)?;
+                    }
+                    self.assembled.extend_from_slice(chunk);
+                }
+                frame.offset += available;
+                if frame.remaining > 0 {
+                    return Ok((consumed, None));
+                }
+                let fin = frame.fin;
+                self.frame = None;
+                if !fin {
+                    continue;
+                }
+                let kind = self
+                    .message
+                    .take()
+                    .expect("a data frame belongs to a message");
+                self.release_assembled = true;
+                if discard {
+                    continue;
+                }
+                return Ok((consumed, Some(self.finish_assembled(kind)?)));
+            }
+
+            let available = input.len() - consumed;
+            let header = match decode_header(&input[consumed..], self.role)? {
+                Status::Partial => return Ok((consumed, None)),
+                Status::Complete(header) => header,
+            };
+            if header.opcode.is_control() {
+                let total = header.header_len + header.payload_len as usize;
+                if available < total {
+                    return Ok((consumed, None));
+                }
+                let payload = &mut input[consumed + header.header_len..consumed + total];
+                consumed += total;
+                if let Some(key) = header.mask {
+                    apply_mask(payload, key, 0);
+                }
+                let event = match header.opcode {
+                    OpCode::Ping => Event::Ping(payload),
+                    OpCode::Pong => Event::Pong(payload),
+                    _ => {
+                        let close = CloseFrame::parse(payload)?;
+                        self.close_state = match self.close_state {
+                            CloseState::Open => CloseState::CloseReceived,
+                            _ => CloseState::Closed,
+                        };
+                        self.frame = None;
+                        self.message = None;
+                        Event::Close(close)
+                    }
+                };
+                return Ok((consumed, Some(event)));
+            }
+
+            let kind = self.start_data_frame(&header)?;
+            let discard = self.close_state == CloseState::CloseSent;
+            let whole = header.header_len as u64 + header.payload_len <= available as u64;
+            if header.fin && self.message.is_none() && whole && !discard {
+                // The fast path: one frame, one message, all here. Unmask in place and lend it.
+                let total = header.header_len + header.payload_len as usize;
+                let payload = &mut input[consumed + header.header_len..consumed + total];
+                consumed += total;
+                if let Some(key) = header.mask {
+                    apply_mask(payload, key, 0);
+                }
+                let event = match kind {
+                    MessageKind::Text => {
+                        Event::Text(utf8::validate(payload).map_err(|_| Error::InvalidUtf8)?)
+                    }
+                    MessageKind::Binary => Event::Binary(payload),
+                };
+                return Ok((consumed, Some(event)));
+            }
+            consumed += header.header_len;
+            if header.opcode != OpCode::Continuation {
+                self.message = Some(kind);
+                self.utf8 = Validator::new();
+            }
+            self.frame = Some(FrameInProgress {
+                fin: header.fin,
+                mask: header.mask,
+                remaining: header.payload_len,
+                offset: 0,
+            });
+        }
+    }
+
+    /// Checks a data frame header against the fragmentation rules (§5.4) and the size limit,
+    /// and returns the kind of message it belongs to.
+    fn start_data_frame(&self, header: &FrameHeader) -> Result<MessageKind, Error> {
+        let kind = match (header.opcode, self.message) {
+            (OpCode::Continuation, Some(kind)) => kind,
+            (OpCode::Continuation, None) => return Err(Error::UnexpectedContinuation),
+            (_, Some(_)) => return Err(Error::ExpectedContinuation),
+            (OpCode::Text, None) => MessageKind::Text,
+            (_, None) => MessageKind::Binary,
+        };
+        let total = self.assembled.len() as u64 + header.payload_len;
+        if total > self.max_message_size as u64 {
+            return Err(Error::MessageTooBig);
+        }
+        Ok(kind)
+    }
+
+    fn finish_assembled(&mut self, kind: MessageKind) -> Result<Event<'_>, Error> {
+        match kind {
+            MessageKind::Binary => Ok(Event::Binary(&self.assembled)),
+            MessageKind::Text => {
+                self.utf8.finish().map_err(|_| Error::InvalidUtf8)?;
+                let text = utf8::validate(&self.assembled).map_err(|_| Error::InvalidUtf8)?;
+                Ok(Event::Text(text))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::close::CloseCode;
+    use crate::frame::encode_frame;
+
+    const KEY: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
+
+    /// What a decoder said, owned, so that a test can collect a whole conversation.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Owned {
+        Text(String),
+        Binary(Vec<u8>),
+        Ping(Vec<u8>),
+        Pong(Vec<u8>),
+        Close(Option<u16>, String),
+        Error(Error),
+    }
+
+    fn own(event: Event<'_>) -> Owned {
+        match event {
+            Event::Text(text) => Owned::Text(text.to_owned()),
+            Event::Binary(bytes) => Owned::Binary(bytes.to_vec()),
+            Event::Ping(bytes) => Owned::Ping(bytes.to_vec()),
+            Event::Pong(bytes) => Owned::Pong(bytes.to_vec()),
+            Event::Close(close) => Owned::Close(close.code.map(|c| c.0), close.reason.to_owned()),
+        }
+    }
+
+    /// Feeds `wire` to a decoder in reads of `read_size` bytes, keeping unconsumed bytes as a
+    /// caller does, and returns every event and the first error.
+    fn decode_all(decoder: &mut Decoder, wire: &[u8], read_size: usize) -> Vec<Owned> {
+        let mut events = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        for read in wire.chunks(read_size.max(1)) {
+            pending.extend_from_slice(read);
+            let mut start = 0;
+            loop {
+                match decoder.decode(&mut pending[start..]) {
+                    Ok((consumed, event)) => {
+                        start += consumed;
+                        match event {
+                            Some(event) => events.push(own(event)),
+                            None => break,
+                        }
+                    }
+                    Err(error) => {
+                        events.push(Owned::Error(error));
+                        return events;
+                    }
+                }
+            }
+            pending.drain(..start);
+        }
+        events
+    }
+
+    fn client_frame(wire: &mut Vec<u8>, fin: bool, opcode: OpCode, payload: &[u8]) {
+        encode_frame(wire, fin, opcode, payload, Some(KEY));
+    }
+
+    fn raw(first: u8, payload: &[u8]) -> Vec<u8> {
+        // A masked client frame with a hand-made first byte, for the rule-breaking cases.
+        let mut wire = vec![first, 0x80 | payload.len() as u8];
+        wire.extend_from_slice(&KEY);
+        let start = wire.len();
+        wire.extend_from_slice(payload);
+        apply_mask(&mut wire[start..], KEY, 0);
+        wire
+    }
+
+    fn server_decoder() -> Decoder {
+        Decoder::new(Role::Server, 1024)
+    }
+
+    #[test]
+    fn a_whole_unfragmented_message_is_lent_from_the_input_without_copy() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, true, OpCode::Binary, b"payload");
+        let mut decoder = server_decoder();
+        let input_range = wire.as_ptr_range();
+        let (consumed, event) = decoder.decode(&mut wire).unwrap();
+        assert_eq!(consumed, 13);
+        let Some(Event::Binary(payload)) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(payload, b"payload");
+        assert!(input_range.contains(&payload.as_ptr()));
+        assert!(decoder.is_idle());
+    }
+
+    #[test]
+    fn fragmented_messages_are_assembled_at_every_read_size() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, false, OpCode::Text, "Hel".as_bytes());
+        client_frame(&mut wire, false, OpCode::Continuation, b"");
+        client_frame(
+            &mut wire,
+            true,
+            OpCode::Continuation,
+            "lo, κόσμε".as_bytes(),
+        );
+        client_frame(&mut wire, true, OpCode::Binary, &[0u8; 300]);
+        for read_size in 1..=wire.len() {
+            let mut decoder = server_decoder();
+            let events = decode_all(&mut decoder, &wire, read_size);
+            assert_eq!(
+                events,
+                [
+                    Owned::Text("Hello, κόσμε".into()),
+                    Owned::Binary(vec![0; 300])
+                ],
+                "read size {read_size}"
+            );
+            assert!(decoder.is_idle());
+        }
+    }
+
+    #[test]
+    fn control_frames_may_come_between_fragments() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, false, OpCode::Text, b"frag");
+        client_frame(&mut wire, true, OpCode::Ping, b"are you there");
+        client_frame(&mut wire, true, OpCode::Pong, b"");
+        client_frame(&mut wire, true, OpCode::Continuation, b"ment");
+        for read_size in [1, 3, 7, wire.len()] {
+            let events = decode_all(&mut server_decoder(), &wire, read_size);
+            assert_eq!(
+                events,
+                [
+                    Owned::Ping(b"are you there".to_vec()),
+                    Owned::Pong(vec![]),
+                    Owned::Text("fragment".into())
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_continuation_with_nothing_to_continue_is_a_protocol_error() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, true, OpCode::Continuation, b"x");
+        let events = decode_all(&mut server_decoder(), &wire, 64);
+        assert_eq!(events, [Owned::Error(Error::UnexpectedContinuation)]);
+        assert_eq!(
+            Error::UnexpectedContinuation.close_code(),
+            Some(CloseCode::PROTOCOL_ERROR)
+        );
+    }
+
+    #[test]
+    fn a_new_data_frame_inside_a_fragmented_message_is_a_protocol_error() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, false, OpCode::Text, b"a");
+        client_frame(&mut wire, true, OpCode::Binary, b"b");
+        let events = decode_all(&mut server_decoder(), &wire, 64);
+        assert_eq!(events, [Owned::Error(Error::ExpectedContinuation)]);
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_from_its_header_before_buffering() {
+        // 2000 bytes announced, only the header sent: the error comes before any payload.
+        let mut header = [0u8; crate::frame::MAX_HEADER_LEN];
+        let len = crate::frame::encode_header(&mut header, true, OpCode::Binary, 2000, Some(KEY));
+        let mut decoder = server_decoder();
+        assert_eq!(
+            decoder.decode(&mut header[..len]).unwrap_err(),
+            Error::MessageTooBig
+        );
+        assert_eq!(decoder.buffered_len(), 0);
+        assert_eq!(
+            Error::MessageTooBig.close_code(),
+            Some(CloseCode::MESSAGE_TOO_BIG)
+        );
+    }
+
+    #[test]
+    fn a_fragmented_message_growing_past_the_limit_is_refused_before_the_last_fragment_is_kept() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, false, OpCode::Binary, &[7; 400]);
+        client_frame(&mut wire, false, OpCode::Continuation, &[7; 400]);
+        client_frame(&mut wire, false, OpCode::Continuation, &[7; 400]);
+        let mut decoder = server_decoder();
+        let events = decode_all(&mut decoder, &wire, wire.len());
+        assert_eq!(events, [Owned::Error(Error::MessageTooBig)]);
+        assert!(decoder.buffered_len() <= 800);
+    }
+
+    #[test]
+    fn a_2_pow_63_announcement_is_refused_without_allocating() {
+        let mut wire = vec![
+            0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4,
+        ];
+        let mut decoder = Decoder::new(Role::Server, usize::MAX);
+        // With no limit the header is accepted, and nothing is reserved for the announced size.
+        assert_eq!(decoder.decode(&mut wire).unwrap(), (14, None));
+        assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn invalid_utf8_is_found_in_the_middle_of_a_frame() {
+        // Autobahn 6.4.3: one frame whose invalid bytes arrive before the frame is complete.
+        let mut payload = "κόσμε".as_bytes().to_vec();
+        payload.extend_from_slice(&[0xf4, 0x90, 0x80, 0x80]);
+        payload.extend_from_slice(b"edited");
+        let mut wire = Vec::new();
+        client_frame(&mut wire, true, OpCode::Text, &payload);
+        let invalid_at = 6 + "κόσμε".len() + 2; // header, valid text, 0xF4 0x90
+        let mut decoder = server_decoder();
+        assert_eq!(
+            decoder
+                .decode(&mut wire[..invalid_at - 1].to_vec())
+                .unwrap()
+                .1,
+            None
+        );
+        let mut rest = wire[invalid_at - 1..invalid_at].to_vec();
+        assert_eq!(decoder.decode(&mut rest).unwrap_err(), Error::InvalidUtf8);
+    }
+
+    #[test]
+    fn invalid_utf8_is_found_in_the_fragment_that_carries_it() {
+        // Autobahn 6.4.1: the second of three fragments makes the text invalid.
+        let mut first = Vec::new();
+        client_frame(&mut first, false, OpCode::Text, "κόσμε".as_bytes());
+        let mut second = Vec::new();
+        client_frame(
+            &mut second,
+            false,
+            OpCode::Continuation,
+            &[0xf4, 0x90, 0x80, 0x80],
+        );
+        let mut decoder = server_decoder();
+        assert_eq!(decoder.decode(&mut first).unwrap().1, None);
+        assert_eq!(decoder.decode(&mut second).unwrap_err(), Error::InvalidUtf8);
+        assert_eq!(
+            Error::InvalidUtf8.close_code(),
+            Some(CloseCode::INVALID_PAYLOAD)
+        );
+    }
+
+    #[test]
+    fn text_that_ends_inside_a_character_is_invalid() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, false, OpCode::Text, &[0xe2, 0x82]);
+        client_frame(&mut wire, true, OpCode::Continuation, b"");
+        assert_eq!(
+            decode_all(&mut server_decoder(), &wire, 64),
+            [Owned::Error(Error::InvalidUtf8)]
+        );
+    }
+
+    #[test]
+    fn frames_break_the_rules_table() {
+        let cases: &[(&str, Vec<u8>, Error)] = &[
+            ("rsv1", raw(0xc1, b""), Error::ReservedBitsSet),
+            ("opcode 3", raw(0x83, b""), Error::ReservedOpCode(3)),
+            ("opcode 0xb", raw(0x8b, b""), Error::ReservedOpCode(0xb)),
+            (
+                "fragmented ping",
+                raw(0x09, b""),
+                Error::FragmentedControlFrame,
+            ),
+            (
+                "close with one byte",
+                raw(0x88, &[3]),
+                Error::CloseFrameOneByte,
+            ),
+            (
+                "close code 1005",
+                raw(0x88, &[0x03, 0xed]),
+                Error::InvalidCloseCode(1005),
+            ),
+            (
+                "close code 999",
+                raw(0x88, &[0x03, 0xe7]),
+                Error::InvalidCloseCode(999),
+            ),
+            (
+                "close reason not utf8",
+                raw(0x88, &[0x03, 0xe8, 0xff]),
+                Error::InvalidUtf8InCloseReason,
+            ),
+            ("text not utf8", raw(0x81, &[0xff]), Error::InvalidUtf8),
+            ("unmasked", vec![0x81, 0x00], Error::UnmaskedFrameFromClient),
+        ];
+        for (name, wire, error) in cases {
+            assert_eq!(
+                decode_all(&mut server_decoder(), wire, 64),
+                [Owned::Error(*error)],
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_client_refuses_masked_frames_from_the_server() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, true, OpCode::Text, b"x");
+        let mut decoder = Decoder::new(Role::Client, 1024);
+        assert_eq!(
+            decode_all(&mut decoder, &wire, 64),
+            [Owned::Error(Error::MaskedFrameFromServer)]
+        );
+    }
+
+    #[test]
+    fn a_close_is_reported_and_everything_after_it_is_ignored() {
+        let mut wire = Vec::new();
+        let mut payload = Vec::new();
+        crate::close::encode_payload(&mut payload, CloseCode(4000), "bye");
+        client_frame(&mut wire, true, OpCode::Close, &payload);
+        client_frame(&mut wire, true, OpCode::Text, b"too late");
+        let mut decoder = server_decoder();
+        assert_eq!(
+            decode_all(&mut decoder, &wire, 64),
+            [Owned::Close(Some(4000), "bye".into())]
+        );
+        assert_eq!(decoder.close_state(), CloseState::CloseReceived);
+        decoder.close_sent();
+        assert_eq!(decoder.close_state(), CloseState::Closed);
+    }
+
+    #[test]
+    fn after_we_send_a_close_data_frames_are_ignored_until_the_peer_closes() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, true, OpCode::Text, b"ignored");
+        client_frame(&mut wire, false, OpCode::Binary, b"also");
+        client_frame(&mut wire, true, OpCode::Continuation, b"ignored");
+        client_frame(&mut wire, true, OpCode::Close, &[]);
+        for read_size in [1, 5, wire.len()] {
+            let mut decoder = server_decoder();
+            decoder.close_sent();
+            assert_eq!(
+                decode_all(&mut decoder, &wire, read_size),
+                [Owned::Close(None, String::new())]
+            );
+            assert_eq!(decoder.close_state(), CloseState::Closed);
+        }
+    }
+
+    #[test]
+    fn a_cut_control_frame_is_left_unconsumed() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, true, OpCode::Ping, b"12345");
+        let mut decoder = server_decoder();
+        for cut in 0..wire.len() {
+            let mut prefix = wire[..cut].to_vec();
+            assert_eq!(
+                decoder.decode(&mut prefix).unwrap(),
+                (0, None),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_assembly_buffer_is_freed_after_a_fragmented_message() {
+        let mut wire = Vec::new();
+        client_frame(&mut wire, false, OpCode::Binary, &[1; 100]);
+        client_frame(&mut wire, true, OpCode::Continuation, &[2; 100]);
+        let mut decoder = server_decoder();
+        decode_all(&mut decoder, &wire, wire.len());
+        let mut nothing = [];
+        decoder.decode(&mut nothing).unwrap();
+        assert_eq!(decoder.assembled.capacity(), 0);
+    }
+}

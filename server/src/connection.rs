@@ -1,0 +1,88 @@
+//! One socket's state: where it is in its life (HTTP head, open WebSocket, closing), the bytes
+//! it keeps between reads, its write queue and its timers.
+//!
+//! An idle open connection owns no heap buffer: `pending` is empty unless a handshake or a
+//! frame header was cut by the end of a read, the decoder holds bytes only while a message is
+//! cut, and the write queue frees its array once flushed.
+
+use mio::net::TcpStream;
+use protocol::message::Decoder;
+
+use crate::room::Membership;
+use crate::write_queue::WriteQueue;
+
+/// Where a connection is in its life.
+#[derive(Debug)]
+pub enum Phase {
+    /// Reading the HTTP request head; dropped at the handshake deadline.
+    Handshake,
+    /// The WebSocket is open.
+    Open(Decoder),
+    /// We sent a close frame and wait for the peer's; data it sends meanwhile is ignored.
+    /// Dropped at the close deadline.
+    Closing(Decoder),
+    /// The last bytes we will send are queued (an HTTP answer, a close reply, or the close that
+    /// fails the connection). Once they are flushed the write side is shut down and whatever
+    /// the peer still sends is read and thrown away until it closes or the deadline passes, so
+    /// the kernel does not reset the connection over our last bytes.
+    Draining {
+        /// Whether `shutdown(Write)` was done.
+        write_shut: bool,
+    },
+}
+
+impl Phase {
+    /// Whether this connection takes broadcasts.
+    pub fn is_open(&self) -> bool {
+        matches!(self, Phase::Open(_))
+    }
+
+    /// Whether the WebSocket handshake completed (open or closing, not yet draining).
+    pub fn is_websocket(&self) -> bool {
+        matches!(self, Phase::Open(_) | Phase::Closing(_))
+    }
+}
+
+/// A socket and everything the loop knows about it. It lives in the loop's slab; its key is
+/// its `mio::Token`.
+#[derive(Debug)]
+pub struct Connection {
+    /// The socket.
+    pub socket: TcpStream,
+    /// Where it is in its life.
+    pub phase: Phase,
+    /// Frames waiting to be written.
+    pub write_queue: WriteQueue,
+    /// Bytes of a cut handshake or frame header, kept until the next read.
+    pub pending: Vec<u8>,
+    /// Its room, once the handshake put it in one.
+    pub membership: Option<Membership>,
+    /// When we last heard from the peer, in loop ticks.
+    pub last_heard: u32,
+    /// When the current phase times out, in loop ticks (handshake, closing, draining).
+    pub deadline: u32,
+    /// Whether a heartbeat ping is out since we last heard from the peer.
+    pub ping_outstanding: bool,
+    /// Whether it is in the loop's list of queues to flush this turn.
+    pub flush_scheduled: bool,
+    /// Whether `WRITABLE` interest is registered (only while a flush left bytes behind).
+    pub writable_registered: bool,
+}
+
+impl Connection {
+    /// A connection just accepted.
+    pub fn new(socket: TcpStream, now: u32, handshake_deadline: u32) -> Self {
+        Connection {
+            socket,
+            phase: Phase::Handshake,
+            write_queue: WriteQueue::default(),
+            pending: Vec::new(),
+            membership: None,
+            last_heard: now,
+            deadline: handshake_deadline,
+            ping_outstanding: false,
+            flush_scheduled: false,
+            writable_registered: false,
+        }
+    }
+}

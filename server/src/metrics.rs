@@ -1,0 +1,153 @@
+//! Counters of what the server did, served on `GET /metrics` in the Prometheus text format.
+//! `frames_delivered / write_calls` is how corking shows: frames sent per system call.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Every counter the loop keeps. Plain integers: the loop has one thread.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// WebSocket handshakes completed since start.
+    pub handshakes_completed: u64,
+    /// Handshakes refused, by HTTP status.
+    pub handshakes_refused: BTreeMap<u16, u64>,
+    /// Plain HTTP requests answered, by status.
+    pub http_responses: BTreeMap<u16, u64>,
+    /// Text and binary messages received.
+    pub messages_received: u64,
+    /// Frames queued to a receiver (every member of a broadcast counts once).
+    pub frames_delivered: u64,
+    /// Bytes the kernel accepted from us.
+    pub bytes_written: u64,
+    /// `write`/`writev` calls that wrote something.
+    pub write_calls: u64,
+    /// Bytes read from sockets.
+    pub bytes_read: u64,
+    /// Clients closed with 1008 because their write queue passed its cap.
+    pub slow_consumer_closes: u64,
+    /// Messages not queued for a slow client under the `drop` policy.
+    pub messages_dropped: u64,
+    /// Connections failed for a protocol error, by the close code sent.
+    pub protocol_errors: BTreeMap<u16, u64>,
+    /// Sockets dropped by a timeout: handshake, idle, or an unanswered close.
+    pub timeouts: u64,
+    /// `accept` calls that failed for lack of file descriptors.
+    pub accept_fd_exhausted: u64,
+}
+
+impl Metrics {
+    /// Renders the counters, with the gauges the loop passes in.
+    pub fn render(
+        &self,
+        open_connections: usize,
+        websocket_connections: usize,
+        rooms: usize,
+    ) -> String {
+        let mut out = String::with_capacity(2048);
+        let mut gauge = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP ws_{name} {help}\n# TYPE ws_{name} gauge\nws_{name} {value}"
+            );
+        };
+        gauge(
+            "open_sockets",
+            "Sockets open now, in any state.",
+            open_connections as u64,
+        );
+        gauge(
+            "connections",
+            "WebSocket connections open now.",
+            websocket_connections as u64,
+        );
+        gauge("rooms", "Rooms with at least one member.", rooms as u64);
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP ws_{name} {help}\n# TYPE ws_{name} counter\nws_{name} {value}"
+            );
+        };
+        counter(
+            "connections_accepted_total",
+            "TCP connections accepted.",
+            self.connections_accepted,
+        );
+        counter(
+            "connections_total",
+            "WebSocket handshakes completed.",
+            self.handshakes_completed,
+        );
+        counter(
+            "messages_received_total",
+            "Text and binary messages received.",
+            self.messages_received,
+        );
+        counter(
+            "frames_delivered_total",
+            "Frames queued to receivers.",
+            self.frames_delivered,
+        );
+        counter(
+            "bytes_written_total",
+            "Bytes written to sockets.",
+            self.bytes_written,
+        );
+        counter(
+            "bytes_read_total",
+            "Bytes read from sockets.",
+            self.bytes_read,
+        );
+        counter(
+            "write_calls_total",
+            "write/writev system calls that wrote bytes.",
+            self.write_calls,
+        );
+        counter(
+            "slow_consumer_closes_total",
+            "Clients closed with 1008 for a full write queue.",
+            self.slow_consumer_closes,
+        );
+        counter(
+            "messages_dropped_total",
+            "Messages dropped for slow clients (drop policy).",
+            self.messages_dropped,
+        );
+        counter(
+            "timeouts_total",
+            "Sockets dropped by a handshake, idle or close timeout.",
+            self.timeouts,
+        );
+        counter(
+            "accept_fd_exhausted_total",
+            "accept() failures for lack of file descriptors.",
+            self.accept_fd_exhausted,
+        );
+        let _ = writeln!(out, "# HELP ws_protocol_errors_total Connections failed for a protocol error, by close code.\n# TYPE ws_protocol_errors_total counter");
+        for (code, count) in &self.protocol_errors {
+            let _ = writeln!(out, "ws_protocol_errors_total{{code=\"{code}\"}} {count}");
+        }
+        let _ = writeln!(out, "# HELP ws_handshakes_refused_total Upgrade requests refused, by HTTP status.\n# TYPE ws_handshakes_refused_total counter");
+        for (status, count) in &self.handshakes_refused {
+            let _ = writeln!(
+                out,
+                "ws_handshakes_refused_total{{status=\"{status}\"}} {count}"
+            );
+        }
+        let _ = writeln!(out, "# HELP ws_http_responses_total Plain HTTP responses, by status.\n# TYPE ws_http_responses_total counter");
+        for (status, count) in &self.http_responses {
+            let _ = writeln!(
+                out,
+                "ws_http_responses_total{{status=\"{status}\"}} {count}"
+            );
+        }
+        let per_call = if self.write_calls == 0 {
+            0.0
+        } else {
+            self.frames_delivered as f64 / self.write_calls as f64
+        };
+        let _ = writeln!(out, "# HELP ws_frames_per_write_call Frames delivered per write system call (corking).\n# TYPE ws_frames_per_write_call gauge\nws_frames_per_write_call {per_call:.3}");
+        out
+    }
+}
