@@ -79,6 +79,7 @@ enum Decision {
 enum Action {
     Nothing,
     Broadcast(Rc<[u8]>),
+    Echo(Rc<[u8]>),
     Reply(Rc<[u8]>),
     PeerClosed(CloseCode),
     Fail(Error),
@@ -419,10 +420,15 @@ impl EventLoop {
             match action {
                 Action::Nothing => {}
                 Action::Broadcast(frame) => self.broadcast(key, frame),
-                Action::Reply(frame) => {
-                    if !self.enqueue(key, frame) {
-                        self.close_slow_consumers();
+                Action::Echo(frame) => {
+                    if self.enqueue(key, frame) {
+                        self.metrics.frames_delivered += 1;
                     }
+                    self.close_slow_consumers();
+                }
+                Action::Reply(frame) => {
+                    self.enqueue(key, frame);
+                    self.close_slow_consumers();
                 }
                 Action::PeerClosed(code) => {
                     debug!("connection {key}: closed by peer with {}", code.0);
@@ -461,6 +467,7 @@ impl EventLoop {
                 continue;
             }
             connection.write_queue.push(frame.clone());
+            self.metrics.frames_delivered += 1;
             if !connection.flush_scheduled {
                 connection.flush_scheduled = true;
                 self.flush_list.push(member);
@@ -469,21 +476,18 @@ impl EventLoop {
         self.close_slow_consumers();
     }
 
-    /// Queues a frame for one connection under the cap. Returns false when it did not fit
-    /// and the connection was marked too slow.
+    /// Queues a frame for one connection under the cap. Returns whether it was queued; when
+    /// it was not, it was counted as dropped or the connection was marked too slow.
     fn enqueue(&mut self, key: usize, frame: Rc<[u8]>) -> bool {
         let Some(connection) = self.connections.get_mut(key) else {
-            return true;
+            return false;
         };
         if over_cap(connection, &frame, self.args.max_queued_bytes) {
             match self.args.slow_consumer {
                 SlowConsumer::Drop => self.metrics.messages_dropped += 1,
-                SlowConsumer::Close => {
-                    self.too_slow.push(key);
-                    return false;
-                }
+                SlowConsumer::Close => self.too_slow.push(key),
             }
-            return true;
+            return false;
         }
         connection.write_queue.push(frame);
         self.schedule_flush(key);
@@ -532,7 +536,6 @@ impl EventLoop {
                 Ok(flushed) => {
                     self.metrics.bytes_written += flushed.bytes as u64;
                     self.metrics.write_calls += flushed.write_calls as u64;
-                    self.metrics.frames_delivered += flushed.frames as u64;
                 }
                 Err(error) => {
                     debug!("connection {key}: write: {error}");
@@ -721,7 +724,7 @@ fn decide(event: Event<'_>, open: bool, mode: Mode, metrics: &mut Metrics) -> Ac
 fn relay(mode: Mode, frame: Rc<[u8]>) -> Action {
     match mode {
         Mode::Chat => Action::Broadcast(frame),
-        Mode::Echo => Action::Reply(frame),
+        Mode::Echo => Action::Echo(frame),
     }
 }
 

@@ -17,7 +17,7 @@ pub struct Metrics {
     pub http_responses: BTreeMap<u16, u64>,
     /// Text and binary messages received.
     pub messages_received: u64,
-    /// Frames queued to a receiver (every member of a broadcast counts once).
+    /// Message frames queued to receivers: every member of a broadcast counts once, an echo once.
     pub frames_delivered: u64,
     /// Bytes the kernel accepted from us.
     pub bytes_written: u64,
@@ -86,7 +86,7 @@ impl Metrics {
         );
         counter(
             "frames_delivered_total",
-            "Frames queued to receivers.",
+            "Message frames queued to receivers (a broadcast counts once per member).",
             self.frames_delivered,
         );
         counter(

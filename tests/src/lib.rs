@@ -1,1 +1,371 @@
-//! Helpers shared by the integration tests: start a binary, speak WebSocket over a blocking socket.
+//! Helpers shared by the integration tests: build and start the real binaries on
+//! `127.0.0.1:0`, and speak WebSocket over a plain blocking socket with the `protocol` crate.
+//!
+//! Every process started here is killed when its handle is dropped, and every socket read has
+//! a timeout, so a failing test fails; it does not hang.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use protocol::close::{encode_payload, CloseCode};
+use protocol::frame::{encode_frame, OpCode, Role};
+use protocol::handshake::client::ClientHandshake;
+use protocol::message::{Decoder, Event};
+use protocol::Status;
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The path of a workspace binary, built once per test process (`cargo build` with the
+/// profile the tests were built with).
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let release = !cfg!(debug_assertions);
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .current_dir(&workspace)
+            .args(["build", "--quiet", "-p", "server", "-p", "loadgen"]);
+        if release {
+            command.arg("--release");
+        }
+        let status = command.status().expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+    });
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace.join("target"));
+    target
+        .join(if release { "release" } else { "debug" })
+        .join(name)
+}
+
+/// A running `server`, killed on drop.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Its log lines after the first, for tests that look at them.
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `server --listen 127.0.0.1:0` with `args` and waits until it listens.
+    pub fn start(args: &[&str]) -> Server {
+        Self::start_with(Command::new(binary("server")), args)
+    }
+
+    /// Like [`Server::start`], with a command the caller prepared (e.g. wrapped in `sh -c`).
+    pub fn start_with(mut command: Command, args: &[&str]) -> Server {
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let line = log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the server logs its address");
+            if let Some(rest) = line.split("listening on ws://").nth(1) {
+                let address = rest.split('/').next().unwrap().parse().unwrap();
+                return Server { child, address, log };
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory in bytes, from `/proc`.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
+    /// Sends a signal with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the server did not exit");
+    }
+
+    /// `GET /metrics`, parsed into `name{labels} -> value`.
+    pub fn metrics(&self) -> Vec<(String, f64)> {
+        let response = http_request(self.address, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(response.status, 200);
+        String::from_utf8(response.body)
+            .unwrap()
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .map(|line| {
+                let (name, value) = line.rsplit_once(' ').unwrap();
+                (name.to_owned(), value.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// One metric's value (0 when absent).
+    pub fn metric(&self, name: &str) -> f64 {
+        self.metrics()
+            .into_iter()
+            .find(|(metric, _)| metric == name)
+            .map_or(0.0, |(_, value)| value)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A complete HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The head, as text.
+    pub head: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Sends raw bytes as a request and reads the whole response (the server closes after it).
+pub fn http_request(address: SocketAddr, request: &str) -> HttpResponse {
+    http_request_bytes(address, request.as_bytes())
+}
+
+/// Sends raw bytes and reads until the server closes.
+pub fn http_request_bytes(address: SocketAddr, request: &[u8]) -> HttpResponse {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = stream.write_all(request);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let head_end = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no http head in {:?}", String::from_utf8_lossy(&response)));
+    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    HttpResponse {
+        status,
+        head,
+        body: response[head_end + 4..].to_vec(),
+    }
+}
+
+/// What a client received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A text message.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+    /// A ping with its payload.
+    Ping(Vec<u8>),
+    /// A pong with its payload.
+    Pong(Vec<u8>),
+    /// A close frame's code and reason.
+    Close(Option<u16>, String),
+    /// The server closed the TCP connection.
+    Eof,
+}
+
+/// A blocking WebSocket client over `std::net`, speaking through the `protocol` crate.
+pub struct Client {
+    /// The socket.
+    pub stream: TcpStream,
+    decoder: Decoder,
+    buffer: Vec<u8>,
+    mask_counter: u32,
+}
+
+impl Client {
+    /// Connects and completes the handshake for `path`.
+    pub fn connect(address: SocketAddr, path: &str) -> Client {
+        Self::connect_with(address, path, &[]).expect("handshake succeeds")
+    }
+
+    /// Connects with extra headers; an error carries the HTTP status of a refusal.
+    pub fn connect_with(
+        address: SocketAddr,
+        path: &str,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<Client, protocol::Error> {
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let host = address.to_string();
+        let handshake = ClientHandshake {
+            host: &host,
+            target: path,
+            key: *b"0123456789abcdef",
+            protocols: &[],
+            extra_headers,
+        };
+        let mut request = Vec::new();
+        handshake.write_request(&mut request);
+        stream.write_all(&request).unwrap();
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let read = stream.read(&mut chunk).unwrap();
+            assert!(read > 0, "server closed during the handshake");
+            buffer.extend_from_slice(&chunk[..read]);
+            match handshake.read_response(&buffer)? {
+                Status::Partial => continue,
+                Status::Complete(accepted) => {
+                    buffer.drain(..accepted.head_len);
+                    return Ok(Client {
+                        stream,
+                        decoder: Decoder::new(Role::Client, 64 << 20),
+                        buffer,
+                        mask_counter: 1,
+                    });
+                }
+            }
+        }
+    }
+
+    fn next_mask(&mut self) -> [u8; 4] {
+        self.mask_counter = self.mask_counter.wrapping_mul(2_654_435_761).wrapping_add(1);
+        self.mask_counter.to_le_bytes()
+    }
+
+    /// Sends one frame.
+    pub fn send_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        let mut wire = Vec::new();
+        let mask = self.next_mask();
+        encode_frame(&mut wire, fin, opcode, payload, Some(mask));
+        self.stream.write_all(&wire).unwrap();
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) {
+        self.send_frame(true, OpCode::Text, text.as_bytes());
+    }
+
+    /// Sends a close frame.
+    pub fn send_close(&mut self, code: CloseCode, reason: &str) {
+        let mut payload = Vec::new();
+        encode_payload(&mut payload, code, reason);
+        self.send_frame(true, OpCode::Close, &payload);
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// The next thing received, or `None` after `timeout` of silence.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Received> {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let received = self.recv_inner();
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        received
+    }
+
+    /// The next thing received; panics after [`WAIT`] of silence.
+    pub fn recv(&mut self) -> Received {
+        self.recv_inner().expect("a message within the wait")
+    }
+
+    /// The next message, skipping pings and pongs.
+    pub fn recv_message(&mut self) -> Received {
+        loop {
+            match self.recv() {
+                Received::Ping(_) | Received::Pong(_) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn recv_inner(&mut self) -> Option<Received> {
+        loop {
+            let (consumed, event) = match self.decoder.decode(&mut self.buffer) {
+                Ok(result) => result,
+                Err(error) => panic!("the server broke a rule: {error}"),
+            };
+            let received = event.map(|event| match event {
+                Event::Text(text) => Received::Text(text.to_owned()),
+                Event::Binary(bytes) => Received::Binary(bytes.to_vec()),
+                Event::Ping(bytes) => Received::Ping(bytes.to_vec()),
+                Event::Pong(bytes) => Received::Pong(bytes.to_vec()),
+                Event::Close(close) => {
+                    Received::Close(close.code.map(|code| code.0), close.reason.to_owned())
+                }
+            });
+            self.buffer.drain(..consumed);
+            if let Some(received) = received {
+                return Some(received);
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Some(Received::Eof),
+                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None
+                }
+                Err(_) => return Some(Received::Eof),
+            }
+        }
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds; panics with `what` after [`WAIT`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting until {what}");
+}

@@ -1,0 +1,45 @@
+# The project's commands. `make test` is what CI runs (.ci/run); it installs what it needs.
+.PHONY: all build test unit conformance fmt fmt-check lint fuzz bench bench-protocol run clean
+
+CARGO ?= cargo
+FUZZ_SECONDS ?= 30
+
+all: build
+
+build:
+	$(CARGO) build --workspace --release
+
+## test: formatting, clippy, every unit and integration test, and the Autobahn conformance run.
+test: fmt-check lint unit conformance
+
+unit:
+	$(CARGO) test --workspace
+
+conformance:
+	./scripts/conformance.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## fuzz: every protocol fuzz target for FUZZ_SECONDS each (cargo-fuzz, installed if missing).
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## bench: the protocol crate's throughput figures (fan-out benchmarks: see bench-results/).
+bench: bench-protocol
+
+bench-protocol:
+	$(CARGO) bench -p protocol --bench throughput
+
+## run: the chat server on 127.0.0.1:8080 (open http://127.0.0.1:8080/ in a browser).
+run:
+	$(CARGO) run --release -p server -- --listen 127.0.0.1:8080
+
+clean:
+	$(CARGO) clean
