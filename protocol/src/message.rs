@@ -76,19 +76,29 @@ struct FrameInProgress {
 }
 
 /// The receive side of one WebSocket connection. See the [module docs](self) for the contract.
+///
+/// Small on purpose (24 bytes): a server keeps one per connection, and between messages it
+/// owns no heap memory. The state of a message in progress lives in a box that exists only
+/// while a message or a frame is cut.
 #[derive(Debug)]
 pub struct Decoder {
     role: Role,
-    max_message_size: usize,
     close_state: CloseState,
-    /// The kind of the fragmented (or cut) message being assembled, if any.
+    /// The last event borrowed the assembly buffer; free it at the next call.
+    release_assembly: bool,
+    max_message_size: usize,
+    assembly: Option<Box<Assembly>>,
+}
+
+/// A message being put together from fragments, or a frame whose payload is still arriving.
+#[derive(Debug)]
+struct Assembly {
+    /// The kind of the fragmented (or cut) message, if one is in progress.
     message: Option<MessageKind>,
     frame: Option<FrameInProgress>,
-    /// The message assembled so far. Empty (no heap allocation) between messages.
-    assembled: Vec<u8>,
+    /// The message assembled so far.
+    bytes: Vec<u8>,
     utf8: Validator,
-    /// The last event borrowed `assembled`; free it at the next call.
-    release_assembled: bool,
 }
 
 impl Decoder {
@@ -96,13 +106,10 @@ impl Decoder {
     pub fn new(role: Role, max_message_size: usize) -> Self {
         Decoder {
             role,
-            max_message_size,
             close_state: CloseState::Open,
-            message: None,
-            frame: None,
-            assembled: Vec::new(),
-            utf8: Validator::new(),
-            release_assembled: false,
+            release_assembly: false,
+            max_message_size,
+            assembly: None,
         }
     }
 
@@ -123,12 +130,14 @@ impl Decoder {
 
     /// Whether the decoder holds no bytes of a message: between messages it owns no heap memory.
     pub fn is_idle(&self) -> bool {
-        self.message.is_none() && self.frame.is_none()
+        self.assembly.is_none()
     }
 
     /// Bytes of message payload held right now.
     pub fn buffered_len(&self) -> usize {
-        self.assembled.len()
+        self.assembly
+            .as_ref()
+            .map_or(0, |assembly| assembly.bytes.len())
     }
 
     /// Decodes from `input`, returning how many bytes were consumed and at most one event.
@@ -142,9 +151,9 @@ impl Decoder {
         &'a mut self,
         input: &'a mut [u8],
     ) -> Result<(usize, Option<Event<'a>>), Error> {
-        if self.release_assembled {
-            self.release_assembled = false;
-            self.assembled = Vec::new();
+        if self.release_assembly {
+            self.release_assembly = false;
+            self.assembly = None;
         }
         if matches!(
             self.close_state,
@@ -154,39 +163,40 @@ impl Decoder {
         }
         let mut consumed = 0;
         loop {
-            if let Some(frame) = self.frame.as_mut() {
-                let available = (input.len() - consumed).min(frame.remaining as usize);
-                let chunk = &mut input[consumed..consumed + available];
-                consumed += available;
-                frame.remaining -= available as u64;
-                let discard = self.close_state == CloseState::CloseSent;
-                if !discard {
-                    if let Some(key) = frame.mask {
-                        apply_mask(chunk, key, frame.offset);
+            let discard = self.close_state == CloseState::CloseSent;
+            if let Some(assembly) = self.assembly.as_deref_mut() {
+                if let Some(frame) = assembly.frame.as_mut() {
+                    let available = (input.len() - consumed).min(frame.remaining as usize);
+                    let chunk = &mut input[consumed..consumed + available];
+                    consumed += available;
+                    frame.remaining -= available as u64;
+                    if !discard {
+                        if let Some(key) = frame.mask {
+                            apply_mask(chunk, key, frame.offset);
+                        }
+                        if assembly.message == Some(MessageKind::Text) {
+                            assembly.utf8.feed(chunk).map_err(|_| Error::InvalidUtf8)?;
+                        }
+                        assembly.bytes.extend_from_slice(chunk);
                     }
-                    if self.message == Some(MessageKind::Text) {
-                        self.utf8.feed(chunk).map_err(|_| Error::InvalidUtf8)?;
+                    frame.offset += available;
+                    if frame.remaining > 0 {
+                        return Ok((consumed, None));
                     }
-                    self.assembled.extend_from_slice(chunk);
-                }
-                frame.offset += available;
-                if frame.remaining > 0 {
-                    return Ok((consumed, None));
-                }
-                let fin = frame.fin;
-                self.frame = None;
-                if !fin {
+                    let fin = frame.fin;
+                    assembly.frame = None;
+                    if fin {
+                        match (assembly.message.take(), discard) {
+                            (Some(kind), false) => {
+                                // The event borrows the assembly: free it at the next call.
+                                self.release_assembly = true;
+                                return Ok((consumed, Some(self.finish_assembled(kind)?)));
+                            }
+                            _ => self.assembly = None,
+                        }
+                    }
                     continue;
                 }
-                let kind = self
-                    .message
-                    .take()
-                    .expect("a data frame belongs to a message");
-                self.release_assembled = true;
-                if discard {
-                    continue;
-                }
-                return Ok((consumed, Some(self.finish_assembled(kind)?)));
             }
 
             let available = input.len() - consumed;
@@ -213,18 +223,17 @@ impl Decoder {
                             CloseState::Open => CloseState::CloseReceived,
                             _ => CloseState::Closed,
                         };
-                        self.frame = None;
-                        self.message = None;
+                        self.assembly = None;
                         Event::Close(close)
                     }
                 };
                 return Ok((consumed, Some(event)));
             }
 
-            let kind = self.start_data_frame(&header)?;
-            let discard = self.close_state == CloseState::CloseSent;
+            let in_progress = self.assembly.as_ref().and_then(|assembly| assembly.message);
+            let kind = self.start_data_frame(&header, in_progress)?;
             let whole = header.header_len as u64 + header.payload_len <= available as u64;
-            if header.fin && self.message.is_none() && whole && !discard {
+            if header.fin && in_progress.is_none() && whole && !discard {
                 // The fast path: one frame, one message, all here. Unmask in place and lend it.
                 let total = header.header_len + header.payload_len as usize;
                 let payload = &mut input[consumed + header.header_len..consumed + total];
@@ -241,11 +250,19 @@ impl Decoder {
                 return Ok((consumed, Some(event)));
             }
             consumed += header.header_len;
+            let assembly = self.assembly.get_or_insert_with(|| {
+                Box::new(Assembly {
+                    message: None,
+                    frame: None,
+                    bytes: Vec::new(),
+                    utf8: Validator::new(),
+                })
+            });
             if header.opcode != OpCode::Continuation {
-                self.message = Some(kind);
-                self.utf8 = Validator::new();
+                assembly.message = Some(kind);
+                assembly.utf8 = Validator::new();
             }
-            self.frame = Some(FrameInProgress {
+            assembly.frame = Some(FrameInProgress {
                 fin: header.fin,
                 mask: header.mask,
                 remaining: header.payload_len,
@@ -256,15 +273,19 @@ impl Decoder {
 
     /// Checks a data frame header against the fragmentation rules (§5.4) and the size limit,
     /// and returns the kind of message it belongs to.
-    fn start_data_frame(&self, header: &FrameHeader) -> Result<MessageKind, Error> {
-        let kind = match (header.opcode, self.message) {
+    fn start_data_frame(
+        &self,
+        header: &FrameHeader,
+        in_progress: Option<MessageKind>,
+    ) -> Result<MessageKind, Error> {
+        let kind = match (header.opcode, in_progress) {
             (OpCode::Continuation, Some(kind)) => kind,
             (OpCode::Continuation, None) => return Err(Error::UnexpectedContinuation),
             (_, Some(_)) => return Err(Error::ExpectedContinuation),
             (OpCode::Text, None) => MessageKind::Text,
             (_, None) => MessageKind::Binary,
         };
-        let total = self.assembled.len() as u64 + header.payload_len;
+        let total = self.buffered_len() as u64 + header.payload_len;
         if total > self.max_message_size as u64 {
             return Err(Error::MessageTooBig);
         }
@@ -272,11 +293,15 @@ impl Decoder {
     }
 
     fn finish_assembled(&mut self, kind: MessageKind) -> Result<Event<'_>, Error> {
+        let assembly = self
+            .assembly
+            .as_deref_mut()
+            .expect("a finished message has an assembly");
         match kind {
-            MessageKind::Binary => Ok(Event::Binary(&self.assembled)),
+            MessageKind::Binary => Ok(Event::Binary(&assembly.bytes)),
             MessageKind::Text => {
-                self.utf8.finish().map_err(|_| Error::InvalidUtf8)?;
-                let text = utf8::validate(&self.assembled).map_err(|_| Error::InvalidUtf8)?;
+                assembly.utf8.finish().map_err(|_| Error::InvalidUtf8)?;
+                let text = utf8::validate(&assembly.bytes).map_err(|_| Error::InvalidUtf8)?;
                 Ok(Event::Text(text))
             }
         }
@@ -648,6 +673,6 @@ mod tests {
         decode_all(&mut decoder, &wire, wire.len());
         let mut nothing = [];
         decoder.decode(&mut nothing).unwrap();
-        assert_eq!(decoder.assembled.capacity(), 0);
+        assert!(decoder.is_idle());
     }
 }

@@ -54,7 +54,7 @@ pub struct Connection {
     /// Frames waiting to be written.
     pub write_queue: WriteQueue,
     /// Bytes of a cut handshake or frame header, kept until the next read.
-    pub pending: Vec<u8>,
+    pub pending: Box<[u8]>,
     /// Its room, once the handshake put it in one.
     pub membership: Option<Membership>,
     /// When we last heard from the peer, in loop ticks.
@@ -76,7 +76,7 @@ impl Connection {
             socket,
             phase: Phase::Handshake,
             write_queue: WriteQueue::default(),
-            pending: Vec::new(),
+            pending: Box::default(),
             membership: None,
             last_heard: now,
             deadline: handshake_deadline,

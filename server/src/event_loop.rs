@@ -821,15 +821,15 @@ fn close_frame(code: CloseCode, reason: &str) -> Rc<[u8]> {
     frame_once(OpCode::Close, &payload)
 }
 
-/// Keeps the bytes a read left unconsumed; frees the buffer when there are none.
+/// Keeps the bytes a read left unconsumed (a cut handshake or frame header), in a box of their
+/// exact size; none at all when there are none.
 fn keep_pending(connection: &mut Connection, bytes: &[u8]) {
     if bytes.is_empty() {
-        if connection.pending.capacity() > 0 {
-            connection.pending = Vec::new();
+        if !connection.pending.is_empty() {
+            connection.pending = Box::default();
         }
     } else {
-        connection.pending.clear();
-        connection.pending.extend_from_slice(bytes);
+        connection.pending = bytes.into();
     }
 }
 

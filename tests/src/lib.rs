@@ -89,7 +89,11 @@ impl Server {
                 .expect("the server logs its address");
             if let Some(rest) = line.split("listening on ws://").nth(1) {
                 let address = rest.split('/').next().unwrap().parse().unwrap();
-                return Server { child, address, log };
+                return Server {
+                    child,
+                    address,
+                    log,
+                };
             }
         }
     }
@@ -102,7 +106,10 @@ impl Server {
     /// The server's resident memory in bytes, from `/proc`.
     pub fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmRSS:"))
+            .unwrap();
         let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kib * 1024
     }
@@ -269,7 +276,10 @@ impl Client {
     }
 
     fn next_mask(&mut self) -> [u8; 4] {
-        self.mask_counter = self.mask_counter.wrapping_mul(2_654_435_761).wrapping_add(1);
+        self.mask_counter = self
+            .mask_counter
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(1);
         self.mask_counter.to_le_bytes()
     }
 

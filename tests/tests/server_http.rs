@@ -44,8 +44,18 @@ fn get_metrics_serves_the_counters_in_prometheus_text() {
 #[test]
 fn an_unknown_path_gets_404_and_another_method_gets_405() {
     let server = Server::start(&[]);
-    assert_eq!(http_request(server.address, "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n").status, 404);
-    let response = http_request(server.address, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        http_request(
+            server.address,
+            "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .status,
+        404
+    );
+    let response = http_request(
+        server.address,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
     assert_eq!(response.status, 405);
     assert!(response.head.contains("Allow: GET"));
 }
@@ -53,11 +63,15 @@ fn an_unknown_path_gets_404_and_another_method_gets_405() {
 #[test]
 fn a_bad_handshake_gets_400() {
     let server = Server::start(&[]);
-    let missing_key = UPGRADE.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "") + "\r\n";
+    let missing_key =
+        UPGRADE.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "") + "\r\n";
     let response = http_request(server.address, &missing_key);
     assert_eq!(response.status, 400);
     assert!(String::from_utf8_lossy(&response.body).contains("Sec-WebSocket-Key"));
-    assert_eq!(http_request_bytes(server.address, b"\x16\x03\x01\x00\xa5\x01\x00\x00").status, 400);
+    assert_eq!(
+        http_request_bytes(server.address, b"\x16\x03\x01\x00\xa5\x01\x00\x00").status,
+        400
+    );
 }
 
 #[test]
@@ -79,11 +93,16 @@ fn an_oversize_request_gets_431() {
 #[test]
 fn a_disallowed_origin_gets_403_and_an_allowed_one_connects() {
     let server = Server::start(&["--allowed-origin", "http://good.example"]);
-    let response = http_request(server.address, &upgrade_with("Origin: http://evil.example\r\n"));
+    let response = http_request(
+        server.address,
+        &upgrade_with("Origin: http://evil.example\r\n"),
+    );
     assert_eq!(response.status, 403);
     let response = http_request(server.address, &upgrade_with(""));
     assert_eq!(response.status, 403, "no Origin at all is refused too");
-    assert!(Client::connect_with(server.address, "/", &[("Origin", "http://good.example")]).is_ok());
+    assert!(
+        Client::connect_with(server.address, "/", &[("Origin", "http://good.example")]).is_ok()
+    );
 }
 
 #[test]

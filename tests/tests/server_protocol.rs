@@ -21,9 +21,15 @@ fn an_oversize_message_gets_1009() {
     let server = Server::start(&["--max-message-size", "1000"]);
     let mut client = Client::connect(server.address, "/");
     client.send_frame(true, OpCode::Binary, &[0; 1001]);
-    assert!(matches!(client.recv_message(), Received::Close(Some(1009), _)));
+    assert!(matches!(
+        client.recv_message(),
+        Received::Close(Some(1009), _)
+    ));
     assert_eq!(client.recv(), Received::Eof);
-    assert_eq!(server.metric("ws_protocol_errors_total{code=\"1009\"}"), 1.0);
+    assert_eq!(
+        server.metric("ws_protocol_errors_total{code=\"1009\"}"),
+        1.0
+    );
 }
 
 #[test]
@@ -32,7 +38,10 @@ fn a_fragmented_message_growing_past_the_limit_gets_1009() {
     let mut client = Client::connect(server.address, "/");
     client.send_frame(false, OpCode::Binary, &[0; 600]);
     client.send_frame(true, OpCode::Continuation, &[0; 600]);
-    assert!(matches!(client.recv_message(), Received::Close(Some(1009), _)));
+    assert!(matches!(
+        client.recv_message(),
+        Received::Close(Some(1009), _)
+    ));
 }
 
 #[test]
@@ -40,7 +49,10 @@ fn invalid_utf8_gets_1007() {
     let server = Server::start(&[]);
     let mut client = Client::connect(server.address, "/");
     client.send_frame(true, OpCode::Text, b"caf\xc3");
-    assert!(matches!(client.recv_message(), Received::Close(Some(1007), _)));
+    assert!(matches!(
+        client.recv_message(),
+        Received::Close(Some(1007), _)
+    ));
 }
 
 #[test]
@@ -59,12 +71,21 @@ fn a_frame_cut_across_many_writes_is_assembled() {
     let server = Server::start(&["--mode", "echo"]);
     let mut client = Client::connect(server.address, "/");
     let mut wire = Vec::new();
-    protocol::frame::encode_frame(&mut wire, true, OpCode::Text, "slowly, κόσμε".as_bytes(), Some([9, 8, 7, 6]));
+    protocol::frame::encode_frame(
+        &mut wire,
+        true,
+        OpCode::Text,
+        "slowly, κόσμε".as_bytes(),
+        Some([9, 8, 7, 6]),
+    );
     for byte in wire {
         client.send_raw(&[byte]);
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert_eq!(client.recv_message(), Received::Text("slowly, κόσμε".into()));
+    assert_eq!(
+        client.recv_message(),
+        Received::Text("slowly, κόσμε".into())
+    );
 }
 
 #[test]
@@ -95,7 +116,9 @@ fn a_pong_keeps_a_connection_alive() {
 fn a_handshake_that_does_not_complete_in_time_is_dropped() {
     let server = Server::start(&["--handshake-timeout", "300ms"]);
     let mut socket = TcpStream::connect(server.address).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     socket.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     let started = Instant::now();
     let mut buffer = [0u8; 16];
@@ -111,7 +134,9 @@ fn a_client_that_never_reads_is_closed_with_1008_while_the_others_keep_receiving
     let mut sender = Client::connect(server.address, "/");
     let mut reader = Client::connect(server.address, "/");
     // Never read, and keep the kernel's buffers for it small so the server's queue fills.
-    let stalled: Vec<Client> = (0..4).map(|_| Client::connect(server.address, "/")).collect();
+    let stalled: Vec<Client> = (0..4)
+        .map(|_| Client::connect(server.address, "/"))
+        .collect();
     wait_until("six connected", || server.metric("ws_connections") == 6.0);
     let rss_before = server.rss_bytes();
     // 400 messages of 32 KiB: 12.8 MiB per stalled client, more than loopback's kernel
@@ -128,14 +153,22 @@ fn a_client_that_never_reads_is_closed_with_1008_while_the_others_keep_receiving
     // Had the server buffered what the stalled clients did not read, it would hold 51 MiB.
     // It holds at most the cap (and one message) per stalled client.
     let growth = server.rss_bytes().saturating_sub(rss_before);
-    assert!(growth < 4 * (cap as u64 + 32 * 1024) + (2 << 20), "rss grew by {growth}");
+    assert!(
+        growth < 4 * (cap as u64 + 32 * 1024) + (2 << 20),
+        "rss grew by {growth}"
+    );
     drop(stalled);
 }
 
 #[test]
 fn under_the_drop_policy_a_slow_client_loses_messages_counted_and_stays_connected() {
     let cap = 64 * 1024;
-    let server = Server::start(&["--max-queued-bytes", &cap.to_string(), "--slow-consumer", "drop"]);
+    let server = Server::start(&[
+        "--max-queued-bytes",
+        &cap.to_string(),
+        "--slow-consumer",
+        "drop",
+    ]);
     let mut sender = Client::connect(server.address, "/");
     let _stalled = Client::connect(server.address, "/");
     wait_until("two connected", || server.metric("ws_connections") == 2.0);
@@ -144,7 +177,9 @@ fn under_the_drop_policy_a_slow_client_loses_messages_counted_and_stays_connecte
         sender.send_text(&text);
         assert_eq!(sender.recv_message(), Received::Text(text.clone()));
     }
-    wait_until("messages were dropped", || server.metric("ws_messages_dropped_total") > 0.0);
+    wait_until("messages were dropped", || {
+        server.metric("ws_messages_dropped_total") > 0.0
+    });
     assert_eq!(server.metric("ws_connections"), 2.0);
     assert_eq!(server.metric("ws_slow_consumer_closes_total"), 0.0);
 }
@@ -152,11 +187,16 @@ fn under_the_drop_policy_a_slow_client_loses_messages_counted_and_stays_connecte
 #[test]
 fn sigterm_sends_1001_to_every_client_and_exits_0() {
     let mut server = Server::start(&[]);
-    let mut clients: Vec<Client> = (0..3).map(|_| Client::connect(server.address, "/")).collect();
+    let mut clients: Vec<Client> = (0..3)
+        .map(|_| Client::connect(server.address, "/"))
+        .collect();
     wait_until("three connected", || server.metric("ws_connections") == 3.0);
     server.signal("TERM");
     for client in &mut clients {
-        assert_eq!(client.recv(), Received::Close(Some(1001), "server shutting down".into()));
+        assert_eq!(
+            client.recv(),
+            Received::Close(Some(1001), "server shutting down".into())
+        );
         client.send_close(protocol::close::CloseCode::GOING_AWAY, "");
     }
     assert_eq!(server.wait_exit(), Some(0));
