@@ -73,8 +73,15 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("server starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let stderr = child.stderr.take();
         let (sender, log) = mpsc::channel();
+        // From here on the process is owned by `server`, whose drop kills it.
+        let mut server = Server {
+            child,
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
+            log,
+        };
+        let stderr = stderr.expect("stderr is piped");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if sender.send(line).is_err() {
@@ -83,19 +90,16 @@ impl Server {
             }
         });
         let deadline = Instant::now() + WAIT;
-        loop {
-            let line = log
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the server logs its address");
+        while let Ok(line) = server
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             if let Some(rest) = line.split("listening on ws://").nth(1) {
-                let address = rest.split('/').next().unwrap().parse().unwrap();
-                return Server {
-                    child,
-                    address,
-                    log,
-                };
+                server.address = rest.split('/').next().unwrap().parse().unwrap();
+                return server;
             }
         }
+        panic!("the server did not log its address");
     }
 
     /// The process id.
