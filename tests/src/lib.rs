@@ -30,9 +30,16 @@ pub fn binary(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = Command::new(cargo);
-        command
-            .current_dir(&workspace)
-            .args(["build", "--quiet", "-p", "server", "-p", "loadgen"]);
+        command.current_dir(&workspace).args([
+            "build",
+            "--quiet",
+            "-p",
+            "server",
+            "-p",
+            "loadgen",
+            "-p",
+            "integration-tests",
+        ]);
         if release {
             command.arg("--release");
         }

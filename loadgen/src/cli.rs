@@ -1,0 +1,214 @@
+//! The command line: three runs (`fanout`, `echo`, `connect`) and the options they share.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A fan-out latency meter for any ws:// server.
+///
+/// Latency is measured from each message's *intended* send time on a fixed schedule (open
+/// loop), so a stall of the server, or of this tool, is counted rather than hidden. Every
+/// delivery is accounted for: expected, received, lost, duplicated, out of order.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub run: Run,
+}
+
+/// Which run to make.
+#[derive(Debug, Subcommand)]
+pub enum Run {
+    /// Senders broadcast on a fixed schedule; every client measures every delivery.
+    Fanout(FanoutArgs),
+    /// Every client sends on a fixed schedule and measures the round trip of its own echo.
+    Echo(EchoArgs),
+    /// A connection storm: handshake latency, failures by reason, how many stay connected.
+    Connect(ConnectArgs),
+}
+
+/// Options of `fanout`.
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// How many of the clients send (the first N). The others only receive.
+    #[arg(long, default_value_t = 1)]
+    pub senders: u32,
+    /// Messages per second, all senders together, on a fixed schedule.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Whether the server sends a sender its own messages: `auto` detects it from the
+    /// deliveries, `yes`/`no` state it.
+    #[arg(long, value_enum, default_value_t = ExpectSelf::Auto)]
+    pub expect_self: ExpectSelf,
+    #[command(flatten)]
+    pub message: MessageArgs,
+}
+
+/// Options of `echo`.
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Messages per second, all clients together, on a fixed schedule.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    #[command(flatten)]
+    pub message: MessageArgs,
+}
+
+/// Options of `connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// How long to hold the connections open before counting how many are still open.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub hold: Duration,
+}
+
+/// Options of the messages sent.
+#[derive(Debug, Args)]
+pub struct MessageArgs {
+    /// Payload size in bytes (at least 56: the probe header).
+    #[arg(long, default_value_t = 64)]
+    pub payload: usize,
+    /// Send binary frames instead of text frames.
+    #[arg(long)]
+    pub binary: bool,
+    /// How long the run sends and measures (e.g. 30s, 500ms, 2m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Sending before the measured window; measured separately and left out of the results.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// How long to wait after the last send for deliveries still in flight.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub drain: Duration,
+}
+
+/// Whether a sender receives its own messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExpectSelf {
+    /// Detect it: if any sender receives one of its own messages, all are expected to.
+    Auto,
+    /// The server echoes to the sender.
+    Yes,
+    /// The server leaves the sender out.
+    No,
+}
+
+/// Options every run takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The server: ws://host[:port]/path. `{room}` in the URL is replaced by the room number.
+    #[arg(long)]
+    pub url: String,
+    /// How many client connections to open.
+    #[arg(long, default_value_t = 100)]
+    pub clients: u32,
+    /// New connections per second while ramping up.
+    #[arg(long, default_value_t = 1000.0)]
+    pub connect_rate: f64,
+    /// A connection that is not open after this long has failed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Worker threads, each with its own poll loop and its share of the clients
+    /// (default: the number of cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// An extra request header, `Name: value` (repeatable).
+    #[arg(long = "header", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// A subprotocol to offer (repeatable).
+    #[arg(long = "subprotocol")]
+    pub subprotocols: Vec<String>,
+    /// Text each client sends right after its handshake (a join or subscribe message).
+    #[arg(long)]
+    pub first_message: Option<String>,
+    /// Spread the clients over this many rooms; needs `{room}` in the URL.
+    #[arg(long, default_value_t = 1)]
+    pub rooms: u32,
+    /// A local address to connect from (repeatable; clients take them in turn). Needed beyond
+    /// about 28,000 connections to one server address: use 127.0.0.2, 127.0.0.3, ...
+    #[arg(long = "source-ip")]
+    pub source_ips: Vec<IpAddr>,
+    /// Sample this process's CPU and memory from /proc during the run (the server's pid).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Write every figure as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the delivery latency distribution in HdrHistogram's percentile format.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(index) => text.split_at(index),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 30s, 500ms, 2m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("`{text}` is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}`: a header is `Name: value`"))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        return Err(format!("`{name}` is not a header name"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn headers_are_name_colon_value() {
+        assert_eq!(
+            parse_header("X-Token: abc"),
+            Ok(("X-Token".into(), "abc".into()))
+        );
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: x").is_err());
+    }
+}

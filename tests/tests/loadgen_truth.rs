@@ -1,0 +1,369 @@
+//! Proof that `loadgen` tells the truth: against servers whose faults are known exactly, it
+//! must report exactly those faults.
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+
+use integration_tests::{binary, Server};
+use serde_json::Value;
+
+/// Runs `loadgen` with `args` plus `--json`, `--quiet`; returns the process output and the
+/// parsed JSON (Null when none was written).
+fn loadgen(args: &[&str]) -> (Output, Value) {
+    let dir = std::env::temp_dir().join(format!(
+        "loadgen-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_path = dir.join("report.json");
+    let output = Command::new(binary("loadgen"))
+        .args(args)
+        .args(["--quiet", "--json", json_path.to_str().unwrap()])
+        .output()
+        .expect("loadgen runs");
+    let json = std::fs::read_to_string(&json_path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_dir_all(&dir);
+    (output, json)
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn fake(args: &[&str]) -> Server {
+    Server::start_with(Command::new(binary("fake_server")), args)
+}
+
+fn url(server: &Server) -> String {
+    format!("ws://{}/", server.address)
+}
+
+fn number(json: &Value, path: &[&str]) -> u64 {
+    let mut value = json;
+    for key in path {
+        value = &value[*key];
+    }
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("{path:?} missing in {json:#}"))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_server_that_delays_every_broadcast_by_20ms_is_reported_at_20_to_25ms_and_never_below() {
+    let server = fake(&["--delay-ms", "20"]);
+    let (output, json) = loadgen(&[
+        "fanout",
+        "--url",
+        &url(&server),
+        "--clients",
+        "20",
+        "--senders",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "2s",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let p50 = number(&json, &["delivery_latency_us", "p50"]);
+    let min = number(&json, &["delivery_latency_us", "min"]);
+    assert!((20_000..=25_000).contains(&p50), "p50 {p50} µs");
+    assert!(
+        min >= 20_000,
+        "a delivery was reported at {min} µs, below the 20 ms delay"
+    );
+    assert_eq!(number(&json, &["deliveries", "lost"]), 0);
+}
+
+#[test]
+fn a_500ms_stall_during_a_fixed_rate_run_shows_in_p99_9_and_max() {
+    let server = fake(&["--stall-after-ms", "1000", "--stall-ms", "500"]);
+    let (output, json) = loadgen(&[
+        "fanout",
+        "--url",
+        &url(&server),
+        "--clients",
+        "10",
+        "--senders",
+        "1",
+        "--rate",
+        "200",
+        "--duration",
+        "3s",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let p99_9 = number(&json, &["delivery_latency_us", "p99_9"]);
+    let max = number(&json, &["delivery_latency_us", "max"]);
+    // Messages meant to be sent during the stall waited for it: measured from their intended
+    // send time, the worst of them waited the whole 500 ms.
+    assert!(max >= 450_000, "max {max} µs hides the stall");
+    assert!(p99_9 >= 300_000, "p99.9 {p99_9} µs hides the stall");
+    assert_eq!(number(&json, &["deliveries", "lost"]), 0);
+}
+
+#[test]
+fn a_server_that_drops_one_delivery_in_a_hundred_is_reported_exactly() {
+    let server = fake(&["--drop-every", "100"]);
+    let (output, json) = loadgen(&[
+        "fanout",
+        "--url",
+        &url(&server),
+        "--clients",
+        "10",
+        "--senders",
+        "1",
+        "--rate",
+        "100",
+        "--duration",
+        "2s",
+        "--expect-self",
+        "yes",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected = number(&json, &["deliveries", "expected"]);
+    assert_eq!(expected, 200 * 10);
+    assert_eq!(number(&json, &["deliveries", "lost"]), expected / 100);
+    assert_eq!(
+        number(&json, &["deliveries", "received"]),
+        expected - expected / 100
+    );
+    assert_eq!(number(&json, &["incomplete_messages"]), expected / 100);
+}
+
+#[test]
+fn every_delivery_from_our_server_is_accounted_for() {
+    let server = Server::start(&[]);
+    let pid = server.pid().to_string();
+    let (output, json) = loadgen(&[
+        "fanout",
+        "--url",
+        &url(&server),
+        "--clients",
+        "100",
+        "--senders",
+        "10",
+        "--rate",
+        "200",
+        "--duration",
+        "2s",
+        "--server-pid",
+        &pid,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let sent = number(&json, &["messages", "sent"]);
+    assert_eq!(sent, 400);
+    assert_eq!(number(&json, &["deliveries", "expected"]), sent * 100);
+    assert_eq!(number(&json, &["deliveries", "received"]), sent * 100);
+    assert_eq!(number(&json, &["deliveries", "lost"]), 0);
+    assert_eq!(number(&json, &["deliveries", "duplicated"]), 0);
+    assert_eq!(number(&json, &["deliveries", "out_of_order"]), 0);
+    assert_eq!(json["deliveries"]["self_echo"], Value::Bool(true));
+    assert!(json["resources"]["server_cpu_s"].is_number());
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("delivery latency") && table.contains("lost 0"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_server_that_leaves_the_sender_out_is_detected_and_nothing_counts_as_lost() {
+    let server = Server::start(&["--no-echo-to-sender"]);
+    let (output, json) = loadgen(&[
+        "fanout",
+        "--url",
+        &url(&server),
+        "--clients",
+        "20",
+        "--senders",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "1s",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json["deliveries"]["self_echo"], Value::Bool(false));
+    assert_eq!(number(&json, &["deliveries", "expected"]), 100 * 19);
+    assert_eq!(number(&json, &["deliveries", "lost"]), 0);
+}
+
+#[test]
+fn welcome_texts_are_counted_and_ignored() {
+    let server = Server::start(&["--welcome", "hello"]);
+    let (output, json) = loadgen(&[
+        "fanout",
+        "--url",
+        &url(&server),
+        "--clients",
+        "10",
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(number(&json, &["deliveries", "non_probe_messages"]), 10);
+    assert_eq!(number(&json, &["deliveries", "lost"]), 0);
+}
+
+#[test]
+fn echo_runs_measure_each_clients_own_round_trip() {
+    let server = Server::start(&["--mode", "echo"]);
+    let (output, json) = loadgen(&[
+        "echo",
+        "--url",
+        &url(&server),
+        "--clients",
+        "20",
+        "--rate",
+        "200",
+        "--duration",
+        "1s",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(number(&json, &["messages", "sent"]), 200);
+    assert_eq!(number(&json, &["deliveries", "received"]), 200);
+    assert_eq!(number(&json, &["deliveries", "lost"]), 0);
+}
+
+#[test]
+fn a_connection_storm_reports_handshakes_and_survivors() {
+    let server = Server::start(&[]);
+    let (output, json) = loadgen(&[
+        "connect",
+        "--url",
+        &url(&server),
+        "--clients",
+        "200",
+        "--connect-rate",
+        "2000",
+        "--hold",
+        "500ms",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(number(&json, &["connections", "ok"]), 200);
+    assert_eq!(number(&json, &["connections", "open_at_end"]), 200);
+    assert_eq!(number(&json, &["handshake_us", "count"]), 200);
+}
+
+#[test]
+fn an_unreachable_url_is_a_clear_error_and_exit_1() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (output, _) = loadgen(&[
+        "fanout",
+        "--url",
+        &format!("ws://127.0.0.1:{port}/"),
+        "--clients",
+        "3",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("no client could connect") && message.contains("connection refused"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_server_that_answers_404_is_a_clear_error_and_exit_1() {
+    let server = fake(&["--status", "404"]);
+    let (output, _) = loadgen(&[
+        "fanout",
+        "--url",
+        &url(&server),
+        "--clients",
+        "3",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("handshake: HTTP 404 (3)"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_server_that_closes_mid_run_is_counted_and_the_run_still_reports() {
+    let server = fake(&["--close-after-ms", "700"]);
+    let (output, json) = loadgen(&[
+        "fanout",
+        "--url",
+        &url(&server),
+        "--clients",
+        "10",
+        "--rate",
+        "100",
+        "--duration",
+        "2s",
+        "--drain",
+        "500ms",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(number(&json, &["connections", "close_codes", "1001"]), 10);
+    assert_eq!(number(&json, &["connections", "open_at_end"]), 0);
+    assert!(number(&json, &["deliveries", "lost"]) > 0);
+}
+
+#[test]
+fn bad_command_lines_get_a_message_and_exit_2() {
+    for (args, says) in [
+        (vec!["fanout", "--url", "wss://127.0.0.1:1/"], "TLS"),
+        (
+            vec!["fanout", "--url", "http://127.0.0.1:1/"],
+            "not a ws:// URL",
+        ),
+        (
+            vec!["fanout", "--url", "ws://127.0.0.1:1/", "--payload", "10"],
+            "--payload",
+        ),
+        (
+            vec![
+                "fanout",
+                "--url",
+                "ws://127.0.0.1:1/",
+                "--senders",
+                "5",
+                "--clients",
+                "2",
+            ],
+            "--senders",
+        ),
+        (
+            vec!["fanout", "--url", "ws://127.0.0.1:1/", "--rooms", "3"],
+            "{room}",
+        ),
+        (
+            vec!["fanout", "--url", "ws://127.0.0.1:1/", "--duration", "soon"],
+            "duration",
+        ),
+        (vec!["fanout", "--no-such-option"], "no-such-option"),
+    ] {
+        let (output, _) = loadgen(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains(says),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
