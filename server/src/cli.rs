@@ -47,12 +47,14 @@ pub struct Args {
     #[arg(long, value_name = "TEXT")]
     pub welcome: Option<String>,
 
-    /// Largest message accepted, in bytes; larger ones are refused with close code 1009.
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    /// Largest message accepted, in bytes (at most 1 GiB); larger ones are refused with
+    /// close code 1009.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", value_parser = parse_size)]
     pub max_message_size: usize,
 
-    /// Cap on the bytes waiting in one client's write queue.
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    /// Cap on the bytes waiting in one client's write queue (at most 1 GiB). An empty queue
+    /// always takes one message, so a queue holds at most this plus one message.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", value_parser = parse_size)]
     pub max_queued_bytes: usize,
 
     /// What to do with a client whose queue is full: `close` it with 1008, or `drop` messages.
@@ -92,6 +94,21 @@ pub struct Args {
     /// Serve no chat page on `GET /` (404 instead).
     #[arg(long)]
     pub no_page: bool,
+}
+
+/// The largest size a byte count option takes: 1 GiB.
+const MAX_SIZE: usize = 1 << 30;
+
+/// Parses a byte count up to 1 GiB.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of bytes"))?;
+    if value == 0 || value > MAX_SIZE {
+        return Err(format!("`{text}`: must be between 1 and {MAX_SIZE} bytes"));
+    }
+    Ok(value)
 }
 
 /// Parses `30s`, `500ms`, `2m`, or a number of seconds.

@@ -235,7 +235,8 @@ impl EventLoop {
                         continue;
                     }
                     let deadline = self.now + ticks(self.args.handshake_timeout);
-                    entry.insert(Connection::new(socket, self.now, deadline));
+                    let decoder = Decoder::new(Role::Server, self.args.max_message_size);
+                    entry.insert(Connection::new(socket, decoder, self.now, deadline));
                     debug!("accepted {peer} as connection {key}");
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
@@ -280,9 +281,7 @@ impl EventLoop {
                     connection.ping_outstanding = false;
                     match connection.phase {
                         Phase::Handshake => self.on_handshake_bytes(key, kept + read),
-                        Phase::Open(_) | Phase::Closing(_) => {
-                            self.on_frame_bytes(key, 0, kept + read)
-                        }
+                        Phase::Open | Phase::Closing => self.on_frame_bytes(key, 0, kept + read),
                         Phase::Draining { .. } => {} // thrown away, see Phase::Draining
                     }
                     budget = budget.saturating_sub(read);
@@ -342,8 +341,7 @@ impl EventLoop {
         match decision {
             Decision::Upgrade { room, response } => {
                 self.metrics.handshakes_completed += 1;
-                connection.phase =
-                    Phase::Open(Decoder::new(Role::Server, self.args.max_message_size));
+                connection.phase = Phase::Open;
                 connection.write_queue.push(response.into());
                 if let Some(welcome) = &self.welcome {
                     connection.write_queue.push(welcome.clone());
@@ -399,12 +397,12 @@ impl EventLoop {
             let Some(connection) = self.connections.get_mut(key) else {
                 return;
             };
-            let (decoder, open) = match &mut connection.phase {
-                Phase::Open(decoder) => (decoder, true),
-                Phase::Closing(decoder) => (decoder, false),
+            let open = match connection.phase {
+                Phase::Open => true,
+                Phase::Closing => false,
                 _ => return,
             };
-            let action = match decoder.decode(&mut self.read_buffer[start..len]) {
+            let action = match connection.decoder.decode(&mut self.read_buffer[start..len]) {
                 Ok((consumed, event)) => {
                     start += consumed;
                     match event {
@@ -580,13 +578,11 @@ impl EventLoop {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
-        let phase = std::mem::replace(&mut connection.phase, Phase::Draining { write_shut: false });
-        let Phase::Open(mut decoder) = phase else {
-            connection.phase = phase;
+        if connection.phase != Phase::Open {
             return;
-        };
-        decoder.close_sent();
-        connection.phase = Phase::Closing(decoder);
+        }
+        connection.decoder.close_sent();
+        connection.phase = Phase::Closing;
         connection.deadline = self.now + ticks(self.args.close_timeout);
         connection.write_queue.push(close_frame(code, reason));
         self.leave_room(key);
@@ -636,7 +632,7 @@ impl EventLoop {
         let mut ping = Vec::new();
         for (key, connection) in self.connections.iter_mut() {
             match connection.phase {
-                Phase::Open(_) => {
+                Phase::Open => {
                     let silent = self.now.saturating_sub(connection.last_heard);
                     if silent >= idle_after {
                         idle.push(key);
@@ -645,7 +641,7 @@ impl EventLoop {
                         ping.push(key);
                     }
                 }
-                Phase::Handshake | Phase::Closing(_) | Phase::Draining { .. } => {
+                Phase::Handshake | Phase::Closing | Phase::Draining { .. } => {
                     if self.now >= connection.deadline {
                         expired.push(key);
                     }
@@ -693,11 +689,9 @@ impl EventLoop {
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {
             match self.connections[key].phase {
-                Phase::Open(_) => {
-                    self.start_close(key, CloseCode::GOING_AWAY, "server shutting down")
-                }
+                Phase::Open => self.start_close(key, CloseCode::GOING_AWAY, "server shutting down"),
                 Phase::Handshake => self.remove(key),
-                Phase::Closing(_) | Phase::Draining { .. } => {}
+                Phase::Closing | Phase::Draining { .. } => {}
             }
         }
     }

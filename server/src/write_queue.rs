@@ -20,9 +20,10 @@ const STACK_SLICES: usize = 32;
 pub struct WriteQueue {
     frames: VecDeque<Rc<[u8]>>,
     /// How much of the front frame has been written already.
-    front_written: usize,
-    /// Bytes queued and not yet written.
-    queued_bytes: usize,
+    front_written: u32,
+    /// Bytes queued and not yet written. `u32` keeps the struct small; the command line
+    /// caps the queue and the message size at 1 GiB each, so it cannot overflow.
+    queued_bytes: u32,
 }
 
 /// What one flush did.
@@ -39,7 +40,7 @@ pub struct Flushed {
 impl WriteQueue {
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
-        self.queued_bytes
+        self.queued_bytes as usize
     }
 
     /// Whether nothing waits to be written.
@@ -55,7 +56,7 @@ impl WriteQueue {
 
     /// Queues a handle to shared frame bytes.
     pub fn push(&mut self, frame: Rc<[u8]>) {
-        self.queued_bytes += frame.len();
+        self.queued_bytes += frame.len() as u32;
         self.frames.push_back(frame);
     }
 
@@ -65,10 +66,9 @@ impl WriteQueue {
         let keep = usize::from(self.is_mid_frame());
         let dropped = self.frames.len() - keep;
         self.frames.truncate(keep);
-        self.queued_bytes = self
-            .frames
-            .front()
-            .map_or(0, |frame| frame.len() - self.front_written);
+        self.queued_bytes = self.frames.front().map_or(0, |frame| {
+            (frame.len() - self.front_written as usize) as u32
+        });
         dropped
     }
 
@@ -96,7 +96,11 @@ impl WriteQueue {
                 &mut on_heap
             };
             for (index, frame) in self.frames.iter().take(count).enumerate() {
-                let start = if index == 0 { self.front_written } else { 0 };
+                let start = if index == 0 {
+                    self.front_written as usize
+                } else {
+                    0
+                };
                 slices[index] = IoSlice::new(&frame[start..]);
             }
             let written = match socket.write_vectored(slices) {
@@ -110,17 +114,17 @@ impl WriteQueue {
             drop(on_heap);
             flushed.write_calls += 1;
             flushed.bytes += written;
-            self.queued_bytes -= written;
+            self.queued_bytes -= written as u32;
             let mut left = written;
             while left > 0 {
-                let front_left = self.frames[0].len() - self.front_written;
+                let front_left = self.frames[0].len() - self.front_written as usize;
                 if left >= front_left {
                     left -= front_left;
                     self.frames.pop_front();
                     self.front_written = 0;
                     flushed.frames += 1;
                 } else {
-                    self.front_written += left;
+                    self.front_written += left as u32;
                     left = 0;
                 }
             }
