@@ -327,7 +327,8 @@ impl Worker {
                     self.on_writable(index);
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.on_readable(index);
+                    let may_stop_short = !event.is_read_closed() && !event.is_error();
+                    self.on_readable(index, may_stop_short);
                 }
             }
         }
@@ -550,7 +551,9 @@ impl Worker {
         }
     }
 
-    fn on_readable(&mut self, index: usize) {
+    /// Reads until `WouldBlock`, or until a short read when `may_stop_short` (see the server's
+    /// `on_readable` for why that is safe, and why not when the peer closed its side).
+    fn on_readable(&mut self, index: usize, may_stop_short: bool) {
         loop {
             let client = &mut self.clients[index];
             if matches!(
@@ -585,12 +588,9 @@ impl Worker {
                 }
                 Ok(read) => {
                     let now = self.shared.clock.now_ns();
-                    let drained = kept + read < self.read_buffer.len();
+                    let short = kept + read < self.read_buffer.len();
                     self.on_bytes(index, kept + read, now);
-                    // A short read from a TCP socket took everything there was; new bytes
-                    // will raise a new edge. Skipping the read that would say WouldBlock
-                    // saves a system call per delivery.
-                    if drained {
+                    if may_stop_short && short {
                         return;
                     }
                 }

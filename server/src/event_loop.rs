@@ -167,7 +167,7 @@ impl EventLoop {
             self.now = self.clock();
 
             for key in std::mem::take(&mut self.read_again) {
-                self.on_readable(key);
+                self.on_readable(key, false);
             }
             for event in events.iter() {
                 match event.token() {
@@ -175,7 +175,8 @@ impl EventLoop {
                     SIGNALS => self.on_signal(),
                     Token(key) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_readable(key);
+                            let may_stop_short = !event.is_read_closed() && !event.is_error();
+                            self.on_readable(key, may_stop_short);
                         }
                         if event.is_writable() {
                             self.schedule_flush(key);
@@ -261,7 +262,12 @@ impl EventLoop {
 
     // --- 2. read ---
 
-    fn on_readable(&mut self, key: usize) {
+    /// Reads a connection until `WouldBlock`, its budget, or (when `may_stop_short`) a short
+    /// read. A read that returns less than the buffer holds took everything the TCP socket had,
+    /// and new bytes raise a new edge; skipping the read that would say `WouldBlock` saves a
+    /// system call per message. Not when the event says the peer closed its side: then the
+    /// end of stream must be read now, as no further edge will announce it.
+    fn on_readable(&mut self, key: usize, may_stop_short: bool) {
         let mut budget = READ_BUDGET_PER_TURN;
         loop {
             let Some(connection) = self.connections.get_mut(key) else {
@@ -284,7 +290,11 @@ impl EventLoop {
                         Phase::Open | Phase::Closing => self.on_frame_bytes(key, 0, kept + read),
                         Phase::Draining { .. } => {} // thrown away, see Phase::Draining
                     }
+                    let short = kept + read < self.read_buffer.len();
                     budget = budget.saturating_sub(read);
+                    if may_stop_short && short {
+                        return;
+                    }
                     if budget == 0 {
                         if self.connections.contains(key) {
                             self.read_again.push(key);
