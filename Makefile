@@ -1,5 +1,5 @@
 # The project's commands. `make test` is what CI runs (.ci/run); it installs what it needs.
-.PHONY: all build test unit conformance fmt fmt-check lint fuzz bench bench-protocol run clean
+.PHONY: all build test unit conformance test-browser fmt fmt-check lint fuzz bench bench-protocol run clean
 
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
@@ -9,14 +9,18 @@ all: build
 build:
 	$(CARGO) build --workspace --release
 
-## test: formatting, clippy, every unit and integration test, and the Autobahn conformance run.
-test: fmt-check lint unit conformance
+## test: formatting, clippy, every unit and integration test, the Autobahn conformance run,
+## and the chat page in a real browser.
+test: fmt-check lint unit conformance test-browser
 
 unit:
 	$(CARGO) test --workspace
 
 conformance:
 	./scripts/conformance.sh
+
+test-browser:
+	./scripts/browser-test.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,0 +1,185 @@
+// End-to-end test of the chat page served by `server` on GET /, in Debian's chromium driven
+// by playwright-core. Run by `make test-browser` (part of `make test`).
+//
+// It starts the real server binary on 127.0.0.1 (a free port), opens pages in one browser,
+// and checks what a user sees: messages within a room and not across rooms, markup shown as
+// text, reconnection after the server restarts, and a phone-sized layout. Screenshots go to
+// target/browser/.
+
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const serverBinary = process.env.SERVER_BIN ?? resolve(root, "target/release/server");
+const outDir = resolve(root, "target/browser");
+mkdirSync(outDir, { recursive: true });
+
+let browser;
+let server;
+let address;
+
+function startServer(listen) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(serverBinary, ["--listen", listen], { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    const timer = setTimeout(() => reject(new Error("server did not start:\n" + log)), 10000);
+    child.stderr.on("data", (chunk) => {
+      log += chunk;
+      const match = /listening on ws:\/\/([0-9.:]+)\//.exec(log);
+      if (match) {
+        clearTimeout(timer);
+        resolvePromise({ child, address: match[1] });
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+  });
+}
+
+function stopServer(child) {
+  return new Promise((resolvePromise) => {
+    if (child.exitCode !== null) return resolvePromise();
+    child.once("exit", () => resolvePromise());
+    child.kill("SIGKILL");
+  });
+}
+
+async function openChat(path, nickname, viewport = { width: 1000, height: 700 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.on("dialog", async (dialog) => {
+    await dialog.dismiss();
+    throw new Error("a dialog opened: markup from a message ran as code");
+  });
+  await page.goto(`http://${address}${path}`);
+  await page.fill("#nick", nickname);
+  await page.dispatchEvent("#nick", "change");
+  await page.waitForSelector('#state[data-state="open"]', { timeout: 10000 });
+  return page;
+}
+
+async function send(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+}
+
+async function messages(page) {
+  return page.$$eval("#messages li:not(.system)", (items) =>
+    items.map((item) => ({ text: item.textContent, mine: item.classList.contains("mine") })),
+  );
+}
+
+async function waitForMessage(page, fragment) {
+  await page.waitForFunction(
+    (wanted) => [...document.querySelectorAll("#messages li")].some((li) => li.textContent.includes(wanted)),
+    fragment,
+    { timeout: 10000 },
+  );
+}
+
+before(async () => {
+  ({ child: server, address } = await startServer("127.0.0.1:0"));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-quic",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (server) await stopServer(server);
+});
+
+test("two pages in the same room see each other's messages with the right nicknames, another room does not", async () => {
+  const alice = await openChat("/rust", "alice");
+  const bob = await openChat("/rust", "bob");
+  const carol = await openChat("/go", "carol");
+  assert.equal(await alice.textContent("#room-name"), "/rust");
+  assert.equal(await carol.textContent("#room-name"), "/go");
+
+  await send(alice, "hello from alice");
+  await waitForMessage(bob, "hello from alice");
+  await send(bob, "hi alice, bob here");
+  await waitForMessage(alice, "bob here");
+  await waitForMessage(bob, "bob here");
+
+  const seenByBob = await messages(bob);
+  assert.ok(seenByBob.some((m) => m.text.includes("alice") && m.text.includes("hello from alice") && !m.mine));
+  assert.ok(seenByBob.some((m) => m.text.includes("bob here") && m.mine), "own messages are marked");
+  await carol.waitForTimeout(500);
+  assert.deepEqual(await messages(carol), [], "a page in another room received messages");
+
+  await send(alice, "a third message for the screenshot");
+  await waitForMessage(bob, "third message");
+  await bob.screenshot({ path: resolve(outDir, "chat-page.png") });
+  for (const page of [alice, bob, carol]) await page.context().close();
+});
+
+test("a message containing markup is shown as text", async () => {
+  const alice = await openChat("/xss", "alice");
+  const bob = await openChat("/xss", "bob");
+  const attack = "<img src=x onerror=alert(1)>";
+  await send(alice, attack);
+  await waitForMessage(bob, attack);
+  assert.equal(await bob.$$eval("#messages img", (images) => images.length), 0);
+  const texts = (await messages(bob)).map((m) => m.text);
+  assert.ok(texts.some((text) => text.includes(attack)));
+  for (const page of [alice, bob]) await page.context().close();
+});
+
+test("a message that is not the page's JSON is shown as plain text", async () => {
+  const page = await openChat("/plain", "alice");
+  await page.evaluate(() => {
+    const socket = new WebSocket(`ws://${location.host}/plain`);
+    socket.onopen = () => socket.send("just text, <b>not bold</b>");
+  });
+  await waitForMessage(page, "just text, <b>not bold</b>");
+  assert.equal(await page.$$eval("#messages b", (bold) => bold.length), 0);
+  await page.context().close();
+});
+
+test("the input is disabled until connected and pages reconnect after the server restarts", async () => {
+  const alice = await openChat("/restart", "alice");
+  const bob = await openChat("/restart", "bob");
+  assert.equal(await alice.isEnabled("#text"), true);
+
+  await stopServer(server);
+  for (const page of [alice, bob]) {
+    await page.waitForSelector('#state[data-state="closed"]', { timeout: 10000 });
+    assert.match(await page.textContent("#status"), /reconnecting in \d+ s/);
+    assert.match(await page.textContent("#status"), /1006/);
+    assert.equal(await page.isEnabled("#text"), false);
+  }
+
+  ({ child: server } = await startServer(address));
+  for (const page of [alice, bob]) {
+    await page.waitForSelector('#state[data-state="open"]', { timeout: 15000 });
+  }
+  await send(alice, "after the restart");
+  await waitForMessage(bob, "after the restart");
+  for (const page of [alice, bob]) await page.context().close();
+});
+
+test("the page fits a phone-sized screen", async () => {
+  const alice = await openChat("/phone", "alice", { width: 375, height: 667 });
+  await send(alice, "a long message that has to wrap on a narrow screen ".repeat(4));
+  await waitForMessage(alice, "narrow screen");
+  const overflow = await alice.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+  assert.ok(await alice.isVisible("#send"));
+  await alice.screenshot({ path: resolve(outDir, "chat-page-phone.png") });
+  await alice.context().close();
+});
