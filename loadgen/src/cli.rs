@@ -129,6 +129,11 @@ pub struct Common {
     /// Text each client sends right after its handshake (a join or subscribe message).
     #[arg(long)]
     pub first_message: Option<String>,
+    /// Speak newline-framed text over plain TCP instead of WebSocket (for the raw TCP fan-out
+    /// ceiling in `make bench`): no handshake, each probe is one line. The URL's scheme must
+    /// still be ws://; only its host and port are used.
+    #[arg(long)]
+    pub raw: bool,
     /// Spread the clients over this many rooms; needs `{room}` in the URL.
     #[arg(long, default_value_t = 1)]
     pub rooms: u32,

@@ -121,6 +121,14 @@ impl Client {
         apply_mask(&mut self.outgoing[start..], mask, 0);
     }
 
+    /// Queues a probe as one newline-terminated line of `payload_len` bytes (raw TCP mode).
+    pub fn queue_line(&mut self, probe: &Probe, payload_len: usize) {
+        let start = self.outgoing.len();
+        self.outgoing.resize(start + payload_len, 0);
+        probe.write(&mut self.outgoing[start..start + payload_len - 1]);
+        self.outgoing[start + payload_len - 1] = b'\n';
+    }
+
     /// Queues a whole frame.
     pub fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         let mask = self.next_mask();

@@ -189,6 +189,7 @@ fn plan_from(cli: Cli) -> Result<Planned, String> {
         threads,
         payload: message.payload,
         binary: message.binary,
+        raw: common.raw,
         run_id,
         rate,
         senders,

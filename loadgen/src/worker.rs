@@ -78,6 +78,8 @@ pub struct Plan {
     pub payload: usize,
     /// Binary frames instead of text.
     pub binary: bool,
+    /// Newline-framed text over plain TCP instead of WebSocket.
+    pub raw: bool,
     /// Identifies this run's probes.
     pub run_id: u32,
     /// Messages per second, all senders together.
@@ -446,7 +448,11 @@ impl Worker {
                     sequence: client.next_k,
                     intended_ns,
                 };
-                client.queue_probe(&probe, self.plan.payload, self.plan.binary);
+                if self.plan.raw {
+                    client.queue_line(&probe, self.plan.payload);
+                } else {
+                    client.queue_probe(&probe, self.plan.payload, self.plan.binary);
+                }
                 client.next_k += 1;
                 queued = true;
                 let lag_us = now.saturating_sub(intended_ns) / 1000;
@@ -502,6 +508,15 @@ impl Worker {
                         self.fail(index, format!("connect: {}", describe(&error)));
                         return;
                     }
+                }
+                if self.plan.raw {
+                    // No handshake: the connection is open once TCP is.
+                    let now = self.shared.clock.now_ns();
+                    self.result.handshake.saturating_record((now.saturating_sub(since_ns) / 1000).max(1));
+                    self.shared.connected.fetch_add(1, Ordering::Relaxed);
+                    client.state = State::Open;
+                    self.flush(index);
+                    return;
                 }
                 let target = &self.plan.room_targets[client.room as usize];
                 let protocols: Vec<&str> =
@@ -652,7 +667,40 @@ impl Worker {
         self.on_frames(index, start, len, now);
     }
 
+    /// Raw mode: every complete line is one message; a cut line waits for the next read.
+    fn on_lines(&mut self, index: usize, len: usize, now: u64) {
+        let schedule = self.schedule;
+        let echo = self.plan.kind == RunKind::Echo;
+        let senders = self.plan.senders as usize;
+        let client = &mut self.clients[index];
+        let mut start = 0;
+        while let Some(end) = self.read_buffer[start..len].iter().position(|&b| b == b'\n') {
+            record(
+                &mut self.result,
+                &mut self.progress,
+                &mut client.highest,
+                client.sender,
+                &self.read_buffer[start..start + end],
+                now,
+                schedule,
+                echo,
+                self.plan.run_id,
+                senders,
+            );
+            start += end + 1;
+        }
+        client.pending.clear();
+        client.pending.extend_from_slice(&self.read_buffer[start..len]);
+        if client.pending.len() > 1 << 20 {
+            self.lose(index, "a line longer than 1 MiB".to_owned());
+        }
+    }
+
     fn on_frames(&mut self, index: usize, mut start: usize, len: usize, now: u64) {
+        if self.plan.raw {
+            self.on_lines(index, len, now);
+            return;
+        }
         let schedule = self.schedule;
         let echo = self.plan.kind == RunKind::Echo;
         let run_id = self.plan.run_id;
@@ -786,8 +834,10 @@ impl Worker {
         for index in 0..self.clients.len() {
             if self.clients[index].state == State::Open {
                 self.result.open_at_end += 1;
-                self.clients[index].queue_close(CloseCode::NORMAL);
-                self.flush(index);
+                if !self.plan.raw {
+                    self.clients[index].queue_close(CloseCode::NORMAL);
+                    self.flush(index);
+                }
             }
         }
         self.result
