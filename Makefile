@@ -1,5 +1,5 @@
 # The project's commands. `make test` is what CI runs (.ci/run); it installs what it needs.
-.PHONY: all build test unit conformance test-browser fmt fmt-check lint fuzz bench bench-protocol run clean
+.PHONY: all build test unit conformance test-browser fmt fmt-check lint fuzz bench bench-quick bench-setup bench-protocol run clean
 
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
@@ -35,8 +35,16 @@ lint:
 fuzz:
 	./scripts/fuzz.sh $(FUZZ_SECONDS)
 
-## bench: the protocol crate's throughput figures (fan-out benchmarks: see bench-results/).
-bench: bench-protocol
+## bench: our server against the peers, driven by loadgen; writes bench-results/ (under 20 min).
+bench: bench-setup
+	.venv/bin/python bench/run.py
+
+## bench-quick: a small subset of the same, under 2 minutes.
+bench-quick: bench-setup
+	.venv/bin/python bench/run.py --quick --out target/bench-quick
+
+bench-setup:
+	./bench/setup.sh
 
 bench-protocol:
 	$(CARGO) bench -p protocol --bench throughput
