@@ -245,13 +245,40 @@ impl Client {
         Self::connect_with(address, path, &[]).expect("handshake succeeds")
     }
 
+    /// Connects with a tiny kernel receive buffer (4 KiB), for clients that will not read: the
+    /// server's queue for them fills after kilobytes instead of megabytes of kernel buffers.
+    pub fn connect_stalled(address: SocketAddr, path: &str) -> Client {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(address),
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&address.into()).unwrap();
+        Self::handshake(socket.into(), address, path, &[]).expect("handshake succeeds")
+    }
+
     /// Connects with extra headers; an error carries the HTTP status of a refusal.
     pub fn connect_with(
         address: SocketAddr,
         path: &str,
         extra_headers: &[(&str, &str)],
     ) -> Result<Client, protocol::Error> {
-        let mut stream = TcpStream::connect(address).unwrap();
+        Self::handshake(
+            TcpStream::connect(address).unwrap(),
+            address,
+            path,
+            extra_headers,
+        )
+    }
+
+    fn handshake(
+        mut stream: TcpStream,
+        address: SocketAddr,
+        path: &str,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<Client, protocol::Error> {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         stream.set_nodelay(true).unwrap();
         let host = address.to_string();
@@ -332,11 +359,12 @@ impl Client {
         self.recv_inner().expect("a message within the wait")
     }
 
-    /// The next message, skipping pings and pongs.
+    /// The next message, skipping pongs and answering pings as a browser would.
     pub fn recv_message(&mut self) -> Received {
         loop {
             match self.recv() {
-                Received::Ping(_) | Received::Pong(_) => continue,
+                Received::Ping(payload) => self.send_frame(true, OpCode::Pong, &payload),
+                Received::Pong(_) => continue,
                 other => return other,
             }
         }
