@@ -317,19 +317,44 @@ fn run(
             .start_ns
             .store(shared.clock.now_ns().max(1), Ordering::Release);
     }
-    let end = Instant::now() + run_for;
+    // CPU is sampled over the sending window (until the last intended send), not the drain
+    // after it, so "100% of a core" means busy the whole time messages were being offered.
+    let send_window = if plan.kind == RunKind::Connect {
+        run_for
+    } else {
+        run_for.saturating_sub(after)
+    };
+    let window_end = Instant::now() + send_window;
+    let end = window_end + after;
+    let mut window = None;
     while Instant::now() < end {
+        let until = if window.is_none() { window_end } else { end };
         progress.wait_and_print(
-            end.saturating_duration_since(Instant::now())
+            until
+                .saturating_duration_since(Instant::now())
                 .min(Duration::from_secs(1)),
         );
         if let Some(sample) = server_pid.as_deref().and_then(system::sample) {
             server_rss_max = Some(server_rss_max.unwrap_or(0).max(sample.rss_bytes));
         }
+        if window.is_none() && Instant::now() >= window_end {
+            let server_sample = server_pid.as_deref().and_then(system::sample);
+            window = Some((
+                system::sample("self"),
+                server_sample,
+                measure_started.elapsed().as_secs_f64(),
+            ));
+        }
     }
-    let after_self = system::sample("self");
-    let after_server = server_pid.as_deref().and_then(system::sample);
-    let wall_s = measure_started.elapsed().as_secs_f64();
+    let (after_self, after_server, window_s) = match window {
+        Some(window) => window,
+        None => (
+            system::sample("self"),
+            server_pid.as_deref().and_then(system::sample),
+            measure_started.elapsed().as_secs_f64(),
+        ),
+    };
+    let wall_s = window_s;
     shared.stop.store(true, Ordering::Relaxed);
     let results: Vec<_> = handles
         .into_iter()

@@ -1,6 +1,7 @@
 //! Broadcast chat server on tokio-tungstenite with `tokio::sync::broadcast`: one channel for
-//! the room, a task per client that forwards the channel to its socket. The stronger of the
-//! two designs its users write. Multi-threaded runtime with tokio's defaults.
+//! the room, a task per client that forwards the channel to its socket, feeding every message
+//! already waiting before one flush. The stronger of the two designs its users write.
+//! Multi-threaded runtime with tokio's defaults.
 //!
 //! A receiver that falls more than `CAPACITY` messages behind loses the oldest ones
 //! (`RecvError::Lagged`): that is this design's slow-consumer policy.
@@ -28,16 +29,31 @@ async fn main() {
             let Ok(socket) = tokio_tungstenite::accept_async(stream).await else { return };
             let (mut sink, mut source) = socket.split();
             let mut inbox = room.subscribe();
+            // Feed everything already waiting, then flush once: one write for many frames,
+            // as a performance-minded user of this design writes it.
             let writer = tokio::spawn(async move {
                 loop {
-                    match inbox.recv().await {
-                        Ok(message) => {
-                            if sink.send(message).await.is_err() {
-                                break;
-                            }
-                        }
+                    let first = match inbox.recv().await {
+                        Ok(message) => message,
                         Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(broadcast::error::RecvError::Closed) => break,
+                    };
+                    if sink.feed(first).await.is_err() {
+                        break;
+                    }
+                    loop {
+                        match inbox.try_recv() {
+                            Ok(message) => {
+                                if sink.feed(message).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                            Err(_) => break,
+                        }
+                    }
+                    if sink.flush().await.is_err() {
+                        break;
                     }
                 }
             });

@@ -32,9 +32,18 @@ async fn main() {
             let (mut sink, mut source) = socket.split();
             let (sender, mut inbox) = mpsc::unbounded_channel::<Message>();
             peers.lock().unwrap().insert(id, sender);
+            // Feed everything already waiting, then flush once (one write for many frames).
             let writer = tokio::spawn(async move {
-                while let Some(message) = inbox.recv().await {
-                    if sink.send(message).await.is_err() {
+                while let Some(first) = inbox.recv().await {
+                    if sink.feed(first).await.is_err() {
+                        break;
+                    }
+                    while let Ok(message) = inbox.try_recv() {
+                        if sink.feed(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    if sink.flush().await.is_err() {
                         break;
                     }
                 }
