@@ -1,5 +1,5 @@
 # The project's commands. `make test` is what CI runs (.ci/run); it installs what it needs.
-.PHONY: all build test unit conformance test-browser fmt fmt-check lint fuzz bench bench-quick bench-setup bench-protocol run clean
+.PHONY: all build test unit conformance test-browser fmt fmt-check lint fuzz bench bench-quick bench-setup bench-protocol soak run clean
 
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
@@ -48,6 +48,13 @@ bench-setup:
 
 bench-protocol:
 	$(CARGO) bench -p protocol --bench throughput
+
+## soak: 10,000 connections with churn for 10 minutes (not part of make test); writes
+## bench-results/soak.json. SOAK_MINUTES=1 for a short one.
+SOAK_MINUTES ?= 10
+soak:
+	$(CARGO) build --release --quiet -p server -p loadgen
+	python3 bench/soak.py --minutes $(SOAK_MINUTES)
 
 ## run: the chat server on 127.0.0.1:8080 (open http://127.0.0.1:8080/ in a browser).
 run:
