@@ -223,6 +223,9 @@ def memory(servers, out_dir, quick):
                 "--clients", "10000", "--connect-rate", "5000", "--connect-timeout", "30s", "--hold", "3s",
             ], out_dir, f"memory-10000-{name}")
         if report:
+            report["server_rss_before_clients_bytes"] = baseline
+            json_path = out_dir / f"memory-10000-{name}.json"
+            json_path.write_text(json.dumps(report, indent=2) + "\n")
             peak = report["resources"]["server_rss_max_bytes"] or 0
             connected = report["connections"]["ok"]
             results[name] = {
@@ -363,6 +366,61 @@ def write_plots(out_dir, fanout_results, saturation_results, servers, quick):
     return written
 
 
+def targets(servers, fanout_results, saturation_results, memory_results, quick):
+    """The targets of the brief, each with the figure this run measured and whether it is met."""
+    lines = ["## Where we stand against the targets", ""]
+    if quick:
+        return lines + ["(Quick subset: the targets are judged on the full `make bench` only.)", ""]
+    def sustained(name):
+        best = 0
+        for (server, _), (row, _) in saturation_results.items():
+            if server == name and row["delivered_share"] >= 0.98 and (row["p99"] or 1e12) < 1_000_000:
+                best = max(best, row["per_second"])
+        return best
+    def at_2m(name):
+        entry = saturation_results.get((name, 2000))
+        return entry[0]["p99"] if entry else None
+    peers = [n for n in servers if n not in ("ours", "raw-tcp")]
+    rows = []
+    ours, raw = sustained("ours"), sustained("raw-tcp")
+    best_peer = max(peers, key=sustained) if peers else None
+    if ours and raw and best_peer:
+        rows.append(("sustained deliveries/s at 1,000 clients >= 90% of the raw TCP ceiling",
+                     f"{ours:,.0f} vs {raw:,.0f}: {ours / raw * 100:.0f}%", ours >= 0.9 * raw))
+        rows.append((f"... and >= 1.5x the best peer ({best_peer})",
+                     f"{ours:,.0f} vs {sustained(best_peer):,.0f}: {ours / max(sustained(best_peer), 1):.1f}x", ours >= 1.5 * sustained(best_peer)))
+    ours_2m, raw_2m = at_2m("ours"), at_2m("raw-tcp")
+    peer_2m = [(n, at_2m(n)) for n in peers if at_2m(n)]
+    if ours_2m and raw_2m:
+        rows.append(("p99 delivery at 2M deliveries/s offered <= 1.5x the raw ceiling's",
+                     f"{fmt_us(ours_2m)} vs {fmt_us(raw_2m)}: {ours_2m / raw_2m:.2f}x", ours_2m <= 1.5 * raw_2m))
+    if ours_2m and peer_2m:
+        name, best = min(peer_2m, key=lambda item: item[1])
+        rows.append((f"... and <= half the best peer's ({name})", f"{fmt_us(ours_2m)} vs {fmt_us(best)}: {ours_2m / best:.2f}x", ours_2m <= 0.5 * best))
+    for senders, rate in [(10, 100), (1, 10)]:
+        ours_c = fanout_results.get((10000, senders, rate, "ours"))
+        peer_c = [(n, fanout_results[(10000, senders, rate, n)][0]["c99"]) for n in peers if (10000, senders, rate, n) in fanout_results]
+        if ours_c and peer_c:
+            name, best = min(peer_c, key=lambda item: item[1] or 1e18)
+            value = ours_c[0]["c99"]
+            rows.append((f"p99 completion at 10,000 clients ({senders} @ {rate}/s) <= half the best peer's ({name})",
+                         f"{fmt_us(value)} vs {fmt_us(best)}: {value / best:.2f}x", value <= 0.5 * best))
+    if "ours" in memory_results and memory_results["ours"]["per_connection"]:
+        per = memory_results["ours"]["per_connection"]
+        rows.append(("RSS per idle connection <= 128 bytes", f"{per:,.0f} B", per <= 128))
+    lost_rows = [(key, row) for key, (row, _) in fanout_results.items() if key[3] == "ours"]
+    lost_rows += [((name, rate), row) for (name, rate), (row, _) in saturation_results.items() if name == "ours"]
+    lost = sum(row["lost"] for _, row in lost_rows)
+    rows.append(("zero lost deliveries in every row of ours", f"{lost:,} lost in {len(lost_rows)} rows", lost == 0))
+    lines += ["| target | measured | met |", "| --- | --- | --- |"]
+    lines += [f"| {target} | {figure} | {'yes' if met else '**no**'} |" for target, figure, met in rows]
+    lines.append("")
+    analysis = Path(__file__).resolve().parent / "analysis.md"
+    if analysis.exists():
+        lines += analysis.read_text().splitlines() + [""]
+    return lines
+
+
 def write_readme(out_dir, started, finished, command, quick, servers, fanout_results, saturation_results, memory_results, echo_results, plots):
     lines = []
     add = lines.append
@@ -380,6 +438,8 @@ def write_readme(out_dir, started, finished, command, quick, servers, fanout_res
         "Ratios are ours / theirs: below 1 is better for latency and memory, above 1 for throughput.")
     add("- A row marked **loadgen-bound** is one where the loadgen used over 90% of its core or fell behind its schedule: there the figure says more about the loadgen than about the server.")
     add("")
+    for line in targets(servers, fanout_results, saturation_results, memory_results, quick):
+        add(line)
     add("## How each server was set up")
     add("")
     add("| server | setup |")

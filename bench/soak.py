@@ -8,7 +8,7 @@ that stayed); the churn is this script: every second it closes the oldest churn 
 samples the server's RSS every second and counts its open file descriptors before the clients
 come and after they leave.
 
-Usage: bench/soak.py [--minutes 10] [--clients 10000] [--churn 300] [--rate 20]
+Usage: bench/soak.py [--minutes 10] [--clients 10000] [--churn 300] [--rate 5]
 """
 
 import argparse
@@ -102,7 +102,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--clients", type=int, default=10000)
     parser.add_argument("--churn", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=20, help="broadcast messages per second")
+    parser.add_argument("--rate", type=float, default=5, help="broadcast messages per second")
     parser.add_argument("--out", default=str(ROOT / "bench-results/soak.json"))
     args = parser.parse_args()
     server_log = open("/tmp/soak-server.log", "w")

@@ -377,7 +377,7 @@ impl EventLoop {
                     &mut self.metrics.http_responses
                 };
                 *counter.entry(status).or_default() += 1;
-                self.finish(key, response.into());
+                self.finish(key, Some(response.into()));
             }
             Decision::Metrics => {
                 let websockets = self
@@ -397,7 +397,7 @@ impl EventLoop {
                     body.as_bytes(),
                 );
                 *self.metrics.http_responses.entry(200).or_default() += 1;
-                self.finish(key, response.into());
+                self.finish(key, Some(response.into()));
             }
         }
     }
@@ -438,15 +438,24 @@ impl EventLoop {
                     self.enqueue(key, frame);
                     self.close_slow_consumers();
                 }
+                Action::PeerClosed(code) if open => {
+                    debug!(
+                        "connection {key}: closed by peer with {}, echoing it",
+                        code.0
+                    );
+                    self.finish(key, Some(close_frame(code, "")));
+                }
                 Action::PeerClosed(code) => {
-                    debug!("connection {key}: closed by peer with {}", code.0);
-                    self.finish(key, close_frame(code, ""));
+                    // The peer answered our close: both close frames have crossed (§7.1.2),
+                    // nothing more is sent.
+                    debug!("connection {key}: close handshake complete ({})", code.0);
+                    self.finish(key, None);
                 }
                 Action::Fail(error) => {
                     let code = error.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR);
                     debug!("connection {key}: {error}, closing with {}", code.0);
                     *self.metrics.protocol_errors.entry(code.0).or_default() += 1;
-                    self.finish(key, close_frame(code, &error.to_string()));
+                    self.finish(key, Some(close_frame(code, &error.to_string())));
                 }
             }
         }
@@ -599,14 +608,17 @@ impl EventLoop {
         self.schedule_flush(key);
     }
 
-    /// Queues the last bytes this connection gets, then drains it (see [`Phase::Draining`]).
-    fn finish(&mut self, key: usize, last: Rc<[u8]>) {
+    /// Queues the last bytes this connection gets, if any, then drains it (see
+    /// [`Phase::Draining`]).
+    fn finish(&mut self, key: usize, last: Option<Rc<[u8]>>) {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
         connection.phase = Phase::Draining { write_shut: false };
         connection.deadline = self.now + ticks(self.args.close_timeout);
-        connection.write_queue.push(last);
+        if let Some(last) = last {
+            connection.write_queue.push(last);
+        }
         keep_pending(connection, &[]);
         self.leave_room(key);
         self.schedule_flush(key);

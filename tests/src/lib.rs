@@ -346,6 +346,19 @@ impl Client {
         self.stream.write_all(bytes).unwrap();
     }
 
+    /// Every byte that arrives from now until the server closes the connection, including any
+    /// already read but not yet decoded: after a close frame there must be none.
+    pub fn bytes_until_eof(&mut self) -> Vec<u8> {
+        let mut bytes = std::mem::take(&mut self.buffer);
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return bytes,
+                Ok(read) => bytes.extend_from_slice(&chunk[..read]),
+            }
+        }
+    }
+
     /// The next thing received, or `None` after `timeout` of silence.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Received> {
         self.stream.set_read_timeout(Some(timeout)).unwrap();

@@ -94,7 +94,13 @@ fn a_silent_connection_gets_a_heartbeat_ping_then_is_closed_when_idle() {
     let mut client = Client::connect(server.address, "/");
     assert_eq!(client.recv(), Received::Ping(vec![]));
     // Not answering: the idle timeout closes it with 1001.
-    assert!(matches!(client.recv(), Received::Close(Some(1001), _)));
+    assert_eq!(
+        client.recv(),
+        Received::Close(Some(1001), "idle timeout".into())
+    );
+    // Our answer completes the close handshake: the server sends nothing more and closes.
+    client.send_close(protocol::close::CloseCode::GOING_AWAY, "");
+    assert_eq!(client.bytes_until_eof(), b"");
 }
 
 #[test]
