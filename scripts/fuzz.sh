@@ -13,7 +13,7 @@ for target in $(cargo fuzz list); do
     mkdir -p "corpus/$target"
     echo "fuzz: $target for ${SECONDS_EACH}s" >&2
     RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 2>&1 | grep -E "^(#[0-9]+ +DONE|Done|==|SUMMARY|thread)" || true
+        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 2>&1 | grep -E "DONE|Done|==[0-9]+==|SUMMARY|panicked" || true
     # A crash leaves an artifact and a non-zero status.
     if ls "artifacts/$target"/crash-* > /dev/null 2>&1; then
         echo "fuzz: $target found a crash: $(ls artifacts/$target/crash-*)" >&2

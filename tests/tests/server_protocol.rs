@@ -98,9 +98,24 @@ fn a_silent_connection_gets_a_heartbeat_ping_then_is_closed_when_idle() {
         client.recv(),
         Received::Close(Some(1001), "idle timeout".into())
     );
-    // Our answer completes the close handshake: the server sends nothing more and closes.
+}
+
+/// Regression: when a client answered a close the server had started, the server sent a
+/// second close frame before closing.
+#[test]
+fn a_server_initiated_close_ends_without_a_second_close_frame() {
+    let server = Server::start(&["--ping-interval", "10s", "--idle-timeout", "500ms"]);
+    let mut client = Client::connect(server.address, "/");
+    assert_eq!(
+        client.recv(),
+        Received::Close(Some(1001), "idle timeout".into())
+    );
     client.send_close(protocol::close::CloseCode::GOING_AWAY, "");
-    assert_eq!(client.bytes_until_eof(), b"");
+    assert_eq!(
+        client.bytes_until_eof(),
+        b"",
+        "nothing may follow the close handshake"
+    );
 }
 
 #[test]
