@@ -273,8 +273,8 @@ impl EventLoop {
             let Some(connection) = self.connections.get_mut(key) else {
                 return;
             };
-            let kept = connection.pending.len();
-            self.read_buffer[..kept].copy_from_slice(&connection.pending);
+            let kept = connection.pending.as_slice().len();
+            self.read_buffer[..kept].copy_from_slice(connection.pending.as_slice());
             match connection.socket.read(&mut self.read_buffer[kept..]) {
                 Ok(0) => {
                     debug!("connection {key}: peer closed the tcp connection");
@@ -469,6 +469,7 @@ impl EventLoop {
         };
         let skip_sender = self.args.no_echo_to_sender;
         for &member in self.rooms.members(membership.room) {
+            let member = member as usize;
             if skip_sender && member == sender {
                 continue;
             }
@@ -837,16 +838,10 @@ fn close_frame(code: CloseCode, reason: &str) -> Rc<[u8]> {
     frame_once(OpCode::Close, &payload)
 }
 
-/// Keeps the bytes a read left unconsumed (a cut handshake or frame header), in a box of their
-/// exact size; none at all when there are none.
+/// Keeps the bytes a read left unconsumed (a cut handshake or frame header); none at all
+/// when there are none.
 fn keep_pending(connection: &mut Connection, bytes: &[u8]) {
-    if bytes.is_empty() {
-        if !connection.pending.is_empty() {
-            connection.pending = Box::default();
-        }
-    } else {
-        connection.pending = bytes.into();
-    }
+    connection.pending.set(bytes);
 }
 
 fn ticks(duration: Duration) -> u32 {

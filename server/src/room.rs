@@ -19,7 +19,8 @@ pub struct Membership {
 #[derive(Debug)]
 struct Room {
     name: Box<str>,
-    members: Vec<usize>,
+    /// Connection keys, as `u32` to halve the list (keys are slab indexes, far below 2^32).
+    members: Vec<u32>,
 }
 
 /// Every room with at least one member.
@@ -49,7 +50,7 @@ impl Rooms {
             }
         };
         let members = &mut self.rooms[room as usize].members;
-        members.push(connection);
+        members.push(connection as u32);
         Membership {
             room,
             index: (members.len() - 1) as u32,
@@ -64,7 +65,7 @@ impl Rooms {
         let moved = room
             .members
             .get(membership.index as usize)
-            .map(|&moved| (moved, membership.index));
+            .map(|&moved| (moved as usize, membership.index));
         if room.members.is_empty() {
             let room = self.rooms.remove(membership.room as usize);
             self.by_name.remove(&room.name);
@@ -73,7 +74,7 @@ impl Rooms {
     }
 
     /// The members of a room.
-    pub fn members(&self, room: u32) -> &[usize] {
+    pub fn members(&self, room: u32) -> &[u32] {
         self.rooms
             .get(room as usize)
             .map_or(&[], |room| room.members.as_slice())
