@@ -349,16 +349,30 @@ def write_plots(out_dir, fanout_results, saturation_results, servers, quick):
     written.append("latency-percentiles.svg")
     plt.close(figure)
 
-    figure, axes = plt.subplots(figsize=(8, 5))
+    # Saturation: what got delivered, and at what p99, against what was offered. Overlapping
+    # curves (ours and the raw ceiling track each other) get their own line style and marker.
+    styles = {"ours": ("-", "o"), "raw-tcp": ("--", "s"), "tokio-broadcast": ("-.", "^"),
+              "tokio-mpsc": (":", "v"), "node-ws": ("-", "D"), "python-websockets": ("--", "x")}
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
     for name in servers:
-        points = sorted((rate * 1000, row["per_second"]) for (server, rate), (row, _) in saturation_results.items() if server == name)
-        if points:
-            axes.plot([p[0] / 1e6 for p in points], [p[1] / 1e6 for p in points], marker="o", label=name)
-    axes.set_xlabel("offered deliveries per second (millions)")
-    axes.set_ylabel("delivered per second (millions)")
-    axes.set_title("Saturation: 1,000 clients, 10 senders, 64-byte messages")
-    axes.grid(True, alpha=0.3)
-    axes.legend()
+        points = sorted((rate * 1000, row["per_second"], row["p99"]) for (server, rate), (row, _) in saturation_results.items() if server == name)
+        if not points:
+            continue
+        line, marker = styles.get(name, ("-", "o"))
+        offered = [p[0] / 1e6 for p in points]
+        left.plot(offered, [p[1] / 1e6 for p in points], linestyle=line, marker=marker, label=name)
+        right.plot(offered, [(p[2] or 0) / 1000 for p in points], linestyle=line, marker=marker, label=name)
+    left.set_xlabel("offered deliveries per second (millions)")
+    left.set_ylabel("delivered per second (millions)")
+    left.set_title("Delivered against offered")
+    right.set_xlabel("offered deliveries per second (millions)")
+    right.set_ylabel("p99 delivery latency (ms)")
+    right.set_yscale("log")
+    right.set_title("p99 against offered")
+    for axes in (left, right):
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+    figure.suptitle("Saturation: 1,000 clients, 10 senders, 64-byte messages")
     figure.tight_layout()
     figure.savefig(out_dir / "saturation.svg")
     written.append("saturation.svg")
@@ -565,7 +579,17 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a small subset, under 2 minutes")
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     parser.add_argument("--servers", default=",".join(SPECS), help="comma-separated subset of " + ",".join(SPECS))
+    parser.add_argument("--replot", action="store_true", help="only redraw the SVG plots from the JSON and .hgrm files already in --out")
     args = parser.parse_args()
+    if args.replot:
+        out_dir = Path(args.out)
+        saturation_results = {}
+        for path in out_dir.glob("saturation-*r-*.json"):
+            match = re.fullmatch(r"saturation-(\d+)r-(.+)\.json", path.name)
+            report = json.loads(path.read_text())
+            saturation_results[(match.group(2), int(match.group(1)))] = (summary(report), report["cmd"])
+        print("bench: redrew", ", ".join(write_plots(out_dir, {}, saturation_results, list(SPECS), False)))
+        return
     if shutil.which("taskset") is None:
         sys.exit("bench: taskset is missing (util-linux)")
     out_dir = Path(args.out)
