@@ -367,3 +367,37 @@ fn bad_command_lines_get_a_message_and_exit_2() {
         );
     }
 }
+
+#[test]
+fn rooms_spread_the_clients_and_each_message_is_expected_only_in_its_room() {
+    let server = Server::start(&[]);
+    let url = format!("ws://{}/room{{room}}", server.address);
+    let (output, json) = loadgen(&[
+        "fanout",
+        "--url",
+        &url,
+        "--clients",
+        "20",
+        "--rooms",
+        "2",
+        "--senders",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "1s",
+        "--first-message",
+        "hello",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Two rooms of 10: each message is expected by the 10 members of its sender's room.
+    assert_eq!(number(&json, &["messages", "sent"]), 100);
+    assert_eq!(number(&json, &["deliveries", "expected"]), 100 * 10);
+    assert_eq!(number(&json, &["deliveries", "lost"]), 0);
+    assert_eq!(number(&json, &["deliveries", "unexpected"]), 0);
+    // Every client's first message reached the 10 members of its room and is not a probe.
+    assert_eq!(
+        number(&json, &["deliveries", "non_probe_messages"]),
+        20 * 10
+    );
+}
