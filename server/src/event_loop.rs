@@ -322,7 +322,7 @@ impl EventLoop {
         };
         let (head_len, decision) = match parse_request(&self.read_buffer[..len], limits) {
             Ok(Status::Partial) => {
-                keep_pending(&mut self.connections[key], &self.read_buffer[..len]);
+                self.connections[key].pending.set(&self.read_buffer[..len]);
                 return;
             }
             Ok(Status::Complete(request)) => (
@@ -347,7 +347,7 @@ impl EventLoop {
             }
         };
         let connection = &mut self.connections[key];
-        keep_pending(connection, &[]);
+        connection.pending.set(&[]);
         match decision {
             Decision::Upgrade { room, response } => {
                 self.metrics.handshakes_completed += 1;
@@ -417,7 +417,7 @@ impl EventLoop {
                     start += consumed;
                     match event {
                         None => {
-                            keep_pending(connection, &self.read_buffer[start..len]);
+                            connection.pending.set(&self.read_buffer[start..len]);
                             return;
                         }
                         Some(event) => decide(event, open, self.args.mode, &mut self.metrics),
@@ -477,39 +477,36 @@ impl EventLoop {
             if !connection.phase.is_open() {
                 continue;
             }
-            if over_cap(connection, &frame, self.args.max_queued_bytes) {
-                match self.args.slow_consumer {
-                    SlowConsumer::Drop => self.metrics.messages_dropped += 1,
-                    SlowConsumer::Close => self.too_slow.push(member),
-                }
-                continue;
-            }
-            connection.write_queue.push(frame.clone());
-            self.metrics.frames_delivered += 1;
-            if !connection.flush_scheduled {
-                connection.flush_scheduled = true;
-                self.flush_list.push(member);
+            let queued = offer(
+                connection,
+                member,
+                frame.clone(),
+                &self.args,
+                &mut self.metrics,
+                &mut self.too_slow,
+                &mut self.flush_list,
+            );
+            if queued {
+                self.metrics.frames_delivered += 1;
             }
         }
         self.close_slow_consumers();
     }
 
-    /// Queues a frame for one connection under the cap. Returns whether it was queued; when
-    /// it was not, it was counted as dropped or the connection was marked too slow.
+    /// Queues a frame for one connection under the cap; see [`offer`].
     fn enqueue(&mut self, key: usize, frame: Rc<[u8]>) -> bool {
         let Some(connection) = self.connections.get_mut(key) else {
             return false;
         };
-        if over_cap(connection, &frame, self.args.max_queued_bytes) {
-            match self.args.slow_consumer {
-                SlowConsumer::Drop => self.metrics.messages_dropped += 1,
-                SlowConsumer::Close => self.too_slow.push(key),
-            }
-            return false;
-        }
-        connection.write_queue.push(frame);
-        self.schedule_flush(key);
-        true
+        offer(
+            connection,
+            key,
+            frame,
+            &self.args,
+            &mut self.metrics,
+            &mut self.too_slow,
+            &mut self.flush_list,
+        )
     }
 
     fn close_slow_consumers(&mut self) {
@@ -536,10 +533,7 @@ impl EventLoop {
 
     fn schedule_flush(&mut self, key: usize) {
         if let Some(connection) = self.connections.get_mut(key) {
-            if !connection.flush_scheduled {
-                connection.flush_scheduled = true;
-                self.flush_list.push(key);
-            }
+            mark_for_flush(connection, key, &mut self.flush_list);
         }
     }
 
@@ -620,7 +614,7 @@ impl EventLoop {
         if let Some(last) = last {
             connection.write_queue.push(last);
         }
-        keep_pending(connection, &[]);
+        connection.pending.set(&[]);
         self.leave_room(key);
         self.schedule_flush(key);
     }
@@ -824,6 +818,42 @@ fn is_room_path(path: &str) -> bool {
     path.starts_with('/') && !path.rsplit('/').next().unwrap_or("").contains('.')
 }
 
+/// Queues a frame for one connection under the queue cap and schedules its flush. When it
+/// does not fit, the slow-consumer policy applies: the message is counted as dropped, or the
+/// connection is marked too slow (closed by [`EventLoop::close_slow_consumers`] once the
+/// caller is done iterating). Returns whether the frame was queued.
+///
+/// A free function over the loop's parts, so that a broadcast can call it while it borrows
+/// the room's member list.
+fn offer(
+    connection: &mut Connection,
+    key: usize,
+    frame: Rc<[u8]>,
+    args: &Args,
+    metrics: &mut Metrics,
+    too_slow: &mut Vec<usize>,
+    flush_list: &mut Vec<usize>,
+) -> bool {
+    if over_cap(connection, &frame, args.max_queued_bytes) {
+        match args.slow_consumer {
+            SlowConsumer::Drop => metrics.messages_dropped += 1,
+            SlowConsumer::Close => too_slow.push(key),
+        }
+        return false;
+    }
+    connection.write_queue.push(frame);
+    mark_for_flush(connection, key, flush_list);
+    true
+}
+
+/// Puts a connection in this turn's flush list, once.
+fn mark_for_flush(connection: &mut Connection, key: usize, flush_list: &mut Vec<usize>) {
+    if !connection.flush_scheduled {
+        connection.flush_scheduled = true;
+        flush_list.push(key);
+    }
+}
+
 /// Whether queuing `frame` would take the connection's queue past the cap. An empty queue
 /// always takes one frame, so a message as large as the cap (or larger, up to the maximum
 /// message size) can still be delivered: a queue holds at most cap + one message.
@@ -836,12 +866,6 @@ fn close_frame(code: CloseCode, reason: &str) -> Rc<[u8]> {
     let mut payload = Vec::with_capacity(125);
     encode_payload(&mut payload, code, reason);
     frame_once(OpCode::Close, &payload)
-}
-
-/// Keeps the bytes a read left unconsumed (a cut handshake or frame header); none at all
-/// when there are none.
-fn keep_pending(connection: &mut Connection, bytes: &[u8]) {
-    connection.pending.set(bytes);
 }
 
 fn ticks(duration: Duration) -> u32 {
