@@ -203,6 +203,8 @@ pub struct Worker {
     schedule: Option<Schedule>,
     next_to_connect: usize,
     ramp_start_ns: u64,
+    /// When connection timeouts are next checked.
+    next_timeout_check_ns: u64,
     /// Counters already added to the shared totals.
     published_sent: u64,
     published_received: u64,
@@ -255,6 +257,7 @@ impl Worker {
             progress: new_histogram(),
             schedule: None,
             next_to_connect: 0,
+            next_timeout_check_ns: 0,
             published_sent: 0,
             published_received: 0,
             sent: 0,
@@ -384,10 +387,16 @@ impl Worker {
     }
 
     fn check_timeouts(&mut self, now: u64) {
-        // Connections are checked only during the ramp and shortly after.
+        // Connections are checked only during the ramp and shortly after, and at most once
+        // per housekeeping interval: a loop turn can be a few microseconds, and this scans
+        // every client.
         if self.shared.start_ns.load(Ordering::Relaxed) != 0 && self.schedule.is_some() {
             return;
         }
+        if now < self.next_timeout_check_ns {
+            return;
+        }
+        self.next_timeout_check_ns = now + HOUSEKEEPING_NS;
         for index in 0..self.clients.len() {
             let since = match self.clients[index].state {
                 State::Connecting { since_ns } | State::Handshaking { since_ns } => since_ns,
@@ -677,9 +686,7 @@ impl Worker {
 
     /// Raw mode: every complete line is one message; a cut line waits for the next read.
     fn on_lines(&mut self, index: usize, len: usize, now: u64) {
-        let schedule = self.schedule;
-        let echo = self.plan.kind == RunKind::Echo;
-        let senders = self.plan.senders as usize;
+        let expect = self.expectations();
         let client = &mut self.clients[index];
         let mut start = 0;
         while let Some(end) = self.read_buffer[start..len]
@@ -693,10 +700,7 @@ impl Worker {
                 client.sender,
                 &self.read_buffer[start..start + end],
                 now,
-                schedule,
-                echo,
-                self.plan.run_id,
-                senders,
+                expect,
             );
             start += end + 1;
         }
@@ -714,10 +718,7 @@ impl Worker {
             self.on_lines(index, len, now);
             return;
         }
-        let schedule = self.schedule;
-        let echo = self.plan.kind == RunKind::Echo;
-        let run_id = self.plan.run_id;
-        let senders = self.plan.senders as usize;
+        let expect = self.expectations();
         loop {
             let client = &mut self.clients[index];
             let Client {
@@ -733,44 +734,27 @@ impl Worker {
             match decoded {
                 Ok((consumed, event)) => {
                     start += consumed;
+                    let Some(event) = event else {
+                        pending.clear();
+                        pending.extend_from_slice(&self.read_buffer[start..len]);
+                        if pending.is_empty() && pending.capacity() > 4096 {
+                            *pending = Vec::new();
+                        }
+                        return;
+                    };
                     match event {
-                        None => {
-                            pending.clear();
-                            pending.extend_from_slice(&self.read_buffer[start..len]);
-                            if pending.is_empty() && pending.capacity() > 4096 {
-                                *pending = Vec::new();
-                            }
-                            return;
-                        }
-                        Some(Event::Text(text)) => record(
+                        Event::Text(_) | Event::Binary(_) => record(
                             &mut self.result,
                             &mut self.progress,
                             highest,
                             *own_sender,
-                            text.as_bytes(),
+                            event.data().expect("text and binary events carry data"),
                             now,
-                            schedule,
-                            echo,
-                            run_id,
-                            senders,
+                            expect,
                         ),
-                        Some(Event::Binary(bytes)) => record(
-                            &mut self.result,
-                            &mut self.progress,
-                            highest,
-                            *own_sender,
-                            bytes,
-                            now,
-                            schedule,
-                            echo,
-                            run_id,
-                            senders,
-                        ),
-                        Some(Event::Ping(payload)) => {
-                            reply = Some((OpCode::Pong, payload.to_vec()))
-                        }
-                        Some(Event::Pong(_)) => {}
-                        Some(Event::Close(close)) => {
+                        Event::Ping(payload) => reply = Some((OpCode::Pong, payload.to_vec())),
+                        Event::Pong(_) => {}
+                        Event::Close(close) => {
                             closed_with = Some(close.code.map_or(1005, |code| code.0));
                         }
                     }
@@ -807,18 +791,33 @@ impl Worker {
         }
     }
 
-    /// A client that never opened.
-    fn fail(&mut self, index: usize, reason: String) {
-        let client = &mut self.clients[index];
-        if client.state == State::Closed {
-            return;
+    /// What deliveries are judged against right now.
+    fn expectations(&self) -> Expectations {
+        Expectations {
+            schedule: self.schedule,
+            echo: self.plan.kind == RunKind::Echo,
+            run_id: self.plan.run_id,
+            senders: self.plan.senders as usize,
         }
+    }
+
+    /// Marks a client closed and lets go of its socket and buffers.
+    fn close_client(&mut self, index: usize) {
+        let client = &mut self.clients[index];
         client.state = State::Closed;
         if let Some(mut socket) = client.socket.take() {
             let _ = self.poll.registry().deregister(&mut socket);
         }
         client.pending = Vec::new();
         client.outgoing = Vec::new();
+    }
+
+    /// A client that never opened.
+    fn fail(&mut self, index: usize, reason: String) {
+        if self.clients[index].state == State::Closed {
+            return;
+        }
+        self.close_client(index);
         *self.result.failures.entry(reason).or_default() += 1;
         self.shared.failed.fetch_add(1, Ordering::Relaxed);
     }
@@ -829,13 +828,7 @@ impl Worker {
             self.fail(index, reason);
             return;
         }
-        let client = &mut self.clients[index];
-        client.state = State::Closed;
-        if let Some(mut socket) = client.socket.take() {
-            let _ = self.poll.registry().deregister(&mut socket);
-        }
-        client.pending = Vec::new();
-        client.outgoing = Vec::new();
+        self.close_client(index);
         if !self.shared.stop.load(Ordering::Relaxed) {
             *self.result.disconnects.entry(reason).or_default() += 1;
             self.shared.disconnected.fetch_add(1, Ordering::Relaxed);
@@ -857,8 +850,16 @@ impl Worker {
     }
 }
 
+/// What a delivery is judged against: the schedule (once sending started) and this run's id.
+#[derive(Debug, Clone, Copy)]
+struct Expectations {
+    schedule: Option<Schedule>,
+    echo: bool,
+    run_id: u32,
+    senders: usize,
+}
+
 /// Records one delivered message: latency, accounting, completion.
-#[allow(clippy::too_many_arguments)]
 fn record(
     result: &mut WorkerResult,
     progress: &mut Histogram<u64>,
@@ -866,11 +867,14 @@ fn record(
     own_sender: Option<u32>,
     message: &[u8],
     now: u64,
-    schedule: Option<Schedule>,
-    echo: bool,
-    run_id: u32,
-    senders: usize,
+    expect: Expectations,
 ) {
+    let Expectations {
+        schedule,
+        echo,
+        run_id,
+        senders,
+    } = expect;
     let Some(probe) = Probe::read(message) else {
         result.non_probe += 1;
         return;

@@ -38,6 +38,17 @@ pub enum Event<'a> {
     Close(CloseFrame<'a>),
 }
 
+impl<'a> Event<'a> {
+    /// The payload of a data message (text or binary), `None` for control frames.
+    pub fn data(&self) -> Option<&'a [u8]> {
+        match *self {
+            Event::Text(text) => Some(text.as_bytes()),
+            Event::Binary(bytes) => Some(bytes),
+            Event::Ping(_) | Event::Pong(_) | Event::Close(_) => None,
+        }
+    }
+}
+
 /// Where the closing handshake stands (§7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseState {
@@ -647,6 +658,14 @@ mod tests {
             );
             assert_eq!(decoder.close_state(), CloseState::Closed);
         }
+    }
+
+    #[test]
+    fn only_data_messages_have_data() {
+        assert_eq!(Event::Text("hi").data(), Some(&b"hi"[..]));
+        assert_eq!(Event::Binary(&[1, 2]).data(), Some(&[1u8, 2][..]));
+        assert_eq!(Event::Ping(b"p").data(), None);
+        assert_eq!(Event::Pong(b"p").data(), None);
     }
 
     #[test]
