@@ -303,11 +303,21 @@ def fmt_us(value):
     return f"{value / 1e6:.2f} s"
 
 
-def ratio(ours, theirs, lower_is_better):
+def ratio(name, ours, theirs, digits=2, missing="-"):
+    """Ours / theirs as a table prints it: 1 on our own row, `missing` when either is unknown."""
+    if name == "ours":
+        return "1"
     if not ours or not theirs:
-        return ""
-    value = ours / theirs
-    return f" ({value:.2f})"
+        return missing
+    return f"{ours / theirs:.{digits}f}"
+
+
+def latency_cells(row, keys=("p50", "p99", "p99_9", "max")):
+    return " | ".join(fmt_us(row[key]) for key in keys)
+
+
+def cpu_cells(row):
+    return f"{row['server_cpu'] * 100:.0f}% | {row['loadgen_cpu'] * 100:.0f}%"
 
 
 def write_plots(out_dir, fanout_results, saturation_results, servers, quick):
@@ -484,10 +494,12 @@ def write_readme(out_dir, started, finished, command, quick, servers, fanout_res
             sustained, row = best.get(name, (0, None))
             row2 = at_2m.get(name)
             mark = " (loadgen-bound)" if (row2 and row2["loadgen_bound"]) else ""
-            add(f"| {name} | {sustained:,.0f} | {ratio(ours_best, sustained, False).strip(' ()') if name != 'ours' else '1'} | {fmt_us(row['p99']) if row else '-'} | "
-                f"{fmt_us(row2['p99']) if row2 else '-'}{mark} | {ratio(ours_2m['p99'], row2['p99'], True).strip(' ()') if (ours_2m and row2 and name != 'ours') else ('1' if name == 'ours' else '-')} | "
-                f"{row2['delivered_share'] * 100:.1f}% | {row2['server_cpu'] * 100:.0f}% | {row2['loadgen_cpu'] * 100:.0f}% |" if row2 else
-                f"| {name} | {sustained:,.0f} | - | - | - | - | - | - | - |")
+            if not row2:
+                add(f"| {name} | {sustained:,.0f} | - | - | - | - | - | - | - |")
+                continue
+            add(f"| {name} | {sustained:,.0f} | {ratio(name, ours_best, sustained, missing='')} | {fmt_us(row['p99']) if row else '-'} | "
+                f"{fmt_us(row2['p99'])}{mark} | {ratio(name, ours_2m and ours_2m['p99'], row2['p99'])} | "
+                f"{row2['delivered_share'] * 100:.1f}% | {cpu_cells(row2)} |")
         raw_best = best.get("raw-tcp", (0, None))[0]
         if raw_best and ours_best:
             add("")
@@ -499,7 +511,7 @@ def write_readme(out_dir, started, finished, command, quick, servers, fanout_res
         add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for (name, rate), (row, _) in sorted(saturation_results.items(), key=lambda item: (servers.index(item[0][0]), item[0][1])):
             mark = " (loadgen-bound)" if row["loadgen_bound"] else ""
-            add(f"| {name} | {rate:,} | {rate * 1000:,} | {row['per_second']:,.0f}{mark} | {row['delivered_share'] * 100:.1f}% | {fmt_us(row['p50'])} | {fmt_us(row['p99'])} | {fmt_us(row['p99_9'])} | {fmt_us(row['max'])} | {row['server_cpu'] * 100:.0f}% | {row['loadgen_cpu'] * 100:.0f}% |")
+            add(f"| {name} | {rate:,} | {rate * 1000:,} | {row['per_second']:,.0f}{mark} | {row['delivered_share'] * 100:.1f}% | {latency_cells(row)} | {cpu_cells(row)} |")
         add("")
 
     if fanout_results:
@@ -518,9 +530,8 @@ def write_readme(out_dir, started, finished, command, quick, servers, fanout_res
                     continue
                 row = entry[0]
                 mark = " (loadgen-bound)" if row["loadgen_bound"] else ""
-                r = "1" if name == "ours" else (f"{ours['c99'] / row['c99']:.2f}" if ours and ours["c99"] and row["c99"] else "-")
-                add(f"| {clients:,} | {senders} @ {rate}/s | {name}{mark} | {fmt_us(row['p50'])} | {fmt_us(row['p99'])} | {fmt_us(row['p99_9'])} | {fmt_us(row['max'])} | "
-                    f"{fmt_us(row['c50'])} | {fmt_us(row['c99'])} | {r} | {fmt_us(row['cmax'])} | {row['lost']:,} of {row['expected']:,} | {row['server_cpu'] * 100:.0f}% | {row['loadgen_cpu'] * 100:.0f}% |")
+                add(f"| {clients:,} | {senders} @ {rate}/s | {name}{mark} | {latency_cells(row)} | {latency_cells(row, ('c50', 'c99'))} | "
+                    f"{ratio(name, ours and ours['c99'], row['c99'])} | {fmt_us(row['cmax'])} | {row['lost']:,} of {row['expected']:,} | {cpu_cells(row)} |")
         add("")
 
     if memory_results:
@@ -536,8 +547,7 @@ def write_readme(out_dir, started, finished, command, quick, servers, fanout_res
             if not row:
                 continue
             per = row["per_connection"]
-            r = "1" if name == "ours" else (f"{ours / per:.3f}" if ours and per else "-")
-            add(f"| {name} | {row['baseline'] / 2**20:.1f} MiB | {row['peak'] / 2**20:.1f} MiB | {per:,.0f} B | {r} |" if per is not None else f"| {name} | - | - | - | - |")
+            add(f"| {name} | {row['baseline'] / 2**20:.1f} MiB | {row['peak'] / 2**20:.1f} MiB | {per:,.0f} B | {ratio(name, ours, per, digits=3)} |" if per is not None else f"| {name} | - | - | - | - |")
         add("")
 
     if echo_results:
@@ -549,7 +559,7 @@ def write_readme(out_dir, started, finished, command, quick, servers, fanout_res
         add("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for rate, (row, _) in sorted(echo_results.items()):
             mark = " (loadgen-bound)" if row["loadgen_bound"] else ""
-            add(f"| {rate:,} | {row['per_second']:,.0f}{mark} | {row['delivered_share'] * 100:.1f}% | {fmt_us(row['p50'])} | {fmt_us(row['p99'])} | {fmt_us(row['p99_9'])} | {fmt_us(row['max'])} | {row['server_cpu'] * 100:.0f}% | {row['loadgen_cpu'] * 100:.0f}% |")
+            add(f"| {rate:,} | {row['per_second']:,.0f}{mark} | {row['delivered_share'] * 100:.1f}% | {latency_cells(row)} | {cpu_cells(row)} |")
         add("")
 
     if plots:
