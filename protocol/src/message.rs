@@ -18,7 +18,7 @@
 //!   first frame has RSV1 is not inflated here: [`Decoder::decode_incoming`] hands back its
 //!   compressed payload ([`Incoming::Compressed`]), lent from the input when it came whole in
 //!   one frame and assembled otherwise, and the caller inflates it with the
-//!   [`Inflater`](crate::deflate::Inflater) it owns ([`CompressedMessage::inflate`]). The
+//!   [`Inflater`] it owns ([`CompressedMessage::inflate`]). The
 //!   decoder keeps no compression state: one inflater serves a whole event loop.
 //!
 //! The caller's loop: call [`Decoder::decode`] (or [`Decoder::decode_incoming`]) on the
