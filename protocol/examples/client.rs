@@ -44,7 +44,7 @@ const USAGE: &str = "usage: client [--deflate] ws://host[:port]/path
   ws://...     send each line of standard input as a text message, print what arrives
   --autobahn   drive an Autobahn fuzzing server: every case, echoing, then its reports
   --agent      the name reported to the fuzzing server (default: fanout-websocket)
-  --deflate    offer permessage-deflate (RFC 7692) as a browser does";
+  --deflate    offer permessage-deflate (RFC 7692), without client context takeover";
 
 /// Masking keys and handshake nonces from the kernel's random source (RFC 6455 §5.3 asks for
 /// strong entropy), read a block at a time.
@@ -139,7 +139,8 @@ impl Connection {
         let host = url.host_header();
         let key = entropy.bytes::<16>().map_err(|error| error.to_string())?;
         let handshake = ClientHandshake::new(&host, &url.target, key);
-        let offer = DeflateOffer::browser();
+        // Our deflater compresses every message on its own: say so (RFC 7692 §7.1.1.2).
+        let offer = DeflateOffer::without_client_context_takeover();
         let mut request = Vec::new();
         if deflate {
             handshake.write_request_with_deflate(&mut request, &offer);

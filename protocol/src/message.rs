@@ -1093,4 +1093,11 @@ mod tests {
             [Owned::Error(Error::InvalidUtf8)]
         );
     }
+
+    #[test]
+    fn the_decoder_stays_24_bytes_with_the_extension_flag() {
+        // One per connection: permessage-deflate adds a flag, not compression state.
+        assert!(std::mem::size_of::<Decoder>() <= 24);
+        assert!(deflate_decoder().is_idle());
+    }
 }
