@@ -35,16 +35,51 @@ pub struct Metrics {
     pub timeouts: u64,
     /// `accept` calls that failed for lack of file descriptors.
     pub accept_fd_exhausted: u64,
+    /// Clients closed with 1008 for sending over `--max-message-rate`.
+    pub rate_limited_closes: u64,
+    /// Messages dropped for being over `--max-message-rate` (drop policy).
+    pub rate_limited_dropped: u64,
+    /// Connections closed because the server-wide assembly budget was spent.
+    pub assembly_budget_closes: u64,
+    /// Connections closed because a fragmented message was not complete in time.
+    pub message_timeouts: u64,
+    /// Sockets closed at once because too many others were still in their handshake.
+    pub handshake_limit_refusals: u64,
+}
+
+/// Figures of the process, read by the shell (the core reads nothing of the system).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessStats {
+    /// CPU time used, user and system, in seconds.
+    pub cpu_seconds: f64,
+    /// Resident memory, in bytes.
+    pub resident_bytes: u64,
+    /// Open file descriptors.
+    pub open_fds: u64,
+    /// The open-files limit.
+    pub max_fds: u64,
+    /// When the process started, in seconds since the Unix epoch.
+    pub start_time_seconds: f64,
+}
+
+/// Gauges the core passes in when rendering.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Gauges {
+    /// Sockets open, in any state.
+    pub open_sockets: usize,
+    /// WebSocket connections open (or closing).
+    pub websockets: usize,
+    /// Sockets still in their HTTP head.
+    pub handshakes: usize,
+    /// Rooms with members.
+    pub rooms: usize,
+    /// Bytes held for messages and heads in progress, all connections.
+    pub assembly_bytes: usize,
 }
 
 impl Metrics {
     /// Renders the counters, with the gauges the loop passes in.
-    pub fn render(
-        &self,
-        open_connections: usize,
-        websocket_connections: usize,
-        rooms: usize,
-    ) -> String {
+    pub fn render(&self, gauges: Gauges, process: Option<ProcessStats>) -> String {
         let mut out = String::with_capacity(2048);
         let mut gauge = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -55,14 +90,24 @@ impl Metrics {
         gauge(
             "open_sockets",
             "Sockets open now, in any state.",
-            open_connections as u64,
+            gauges.open_sockets as u64,
         );
         gauge(
             "connections",
             "WebSocket connections open now.",
-            websocket_connections as u64,
+            gauges.websockets as u64,
         );
-        gauge("rooms", "Rooms with at least one member.", rooms as u64);
+        gauge(
+            "handshakes_in_progress",
+            "Sockets still sending their HTTP request head.",
+            gauges.handshakes as u64,
+        );
+        gauge("rooms", "Rooms with at least one member.", gauges.rooms as u64);
+        gauge(
+            "assembly_bytes",
+            "Bytes held for messages and request heads still arriving, all connections.",
+            gauges.assembly_bytes as u64,
+        );
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
                 out,
@@ -124,6 +169,31 @@ impl Metrics {
             "accept() failures for lack of file descriptors.",
             self.accept_fd_exhausted,
         );
+        counter(
+            "rate_limited_closes_total",
+            "Clients closed with 1008 for sending over --max-message-rate.",
+            self.rate_limited_closes,
+        );
+        counter(
+            "rate_limited_messages_dropped_total",
+            "Messages dropped for being over --max-message-rate (drop policy).",
+            self.rate_limited_dropped,
+        );
+        counter(
+            "assembly_budget_closes_total",
+            "Connections closed because --max-assembly-bytes was spent.",
+            self.assembly_budget_closes,
+        );
+        counter(
+            "message_timeouts_total",
+            "Connections closed because a fragmented message was not complete within --message-timeout.",
+            self.message_timeouts,
+        );
+        counter(
+            "handshake_limit_refusals_total",
+            "Sockets closed at accept because --max-handshakes were in progress.",
+            self.handshake_limit_refusals,
+        );
         let _ = writeln!(out, "# HELP ws_protocol_errors_total Connections failed for a protocol error, by close code.\n# TYPE ws_protocol_errors_total counter");
         for (code, count) in &self.protocol_errors {
             let _ = writeln!(out, "ws_protocol_errors_total{{code=\"{code}\"}} {count}");
@@ -148,6 +218,48 @@ impl Metrics {
             self.frames_delivered as f64 / self.write_calls as f64
         };
         let _ = writeln!(out, "# HELP ws_frames_per_write_call Frames delivered per write system call (corking).\n# TYPE ws_frames_per_write_call gauge\nws_frames_per_write_call {per_call:.3}");
+        if let Some(process) = process {
+            render_process(&mut out, process);
+        }
         out
+    }
+}
+
+/// The standard `process_*` figures of the Prometheus client libraries.
+fn render_process(out: &mut String, process: ProcessStats) {
+    let lines: [(&str, &str, &str, String); 5] = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+            format!("{:.2}", process.cpu_seconds),
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size, in bytes.",
+            process.resident_bytes.to_string(),
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors.",
+            process.open_fds.to_string(),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "The open-files limit.",
+            process.max_fds.to_string(),
+        ),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch, in seconds.",
+            format!("{:.2}", process.start_time_seconds),
+        ),
+    ];
+    for (name, kind, help, value) in lines {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     }
 }
