@@ -45,6 +45,8 @@ pub struct Metrics {
     pub message_timeouts: u64,
     /// Sockets closed at once because too many others were still in their handshake.
     pub handshake_limit_refusals: u64,
+    /// TLS sessions that failed: bad records, a plain request on the TLS port, a bad handshake.
+    pub tls_failures: u64,
 }
 
 /// Figures of the process, read by the shell (the core reads nothing of the system).
@@ -102,7 +104,11 @@ impl Metrics {
             "Sockets still sending their HTTP request head.",
             gauges.handshakes as u64,
         );
-        gauge("rooms", "Rooms with at least one member.", gauges.rooms as u64);
+        gauge(
+            "rooms",
+            "Rooms with at least one member.",
+            gauges.rooms as u64,
+        );
         gauge(
             "assembly_bytes",
             "Bytes held for messages and request heads still arriving, all connections.",
@@ -194,6 +200,11 @@ impl Metrics {
             "Sockets closed at accept because --max-handshakes were in progress.",
             self.handshake_limit_refusals,
         );
+        counter(
+            "tls_failures_total",
+            "TLS sessions that failed (bad records, plain text on the TLS port).",
+            self.tls_failures,
+        );
         let _ = writeln!(out, "# HELP ws_protocol_errors_total Connections failed for a protocol error, by close code.\n# TYPE ws_protocol_errors_total counter");
         for (code, count) in &self.protocol_errors {
             let _ = writeln!(out, "ws_protocol_errors_total{{code=\"{code}\"}} {count}");
@@ -260,6 +271,9 @@ fn render_process(out: &mut String, process: ProcessStats) {
         ),
     ];
     for (name, kind, help, value) in lines {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     }
 }
