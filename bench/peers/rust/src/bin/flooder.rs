@@ -274,11 +274,13 @@ fn main() {
     }
     let sending_time = started.elapsed();
     let sent = written_total / frame_length as u64;
-    let still_open = write_error.is_none() && !peer_closed.load(Ordering::Relaxed);
+    let mut close_sent_at = None;
     if write_error.is_none() {
         // Our closing handshake (RFC 6455 section 7.1.2): answer theirs, or start ours.
         let _ = socket.set_write_timeout(Some(Duration::from_secs(1)));
-        let _ = socket.write_all(&close_frame(1000));
+        if socket.write_all(&close_frame(1000)).is_ok() {
+            close_sent_at = Some(started.elapsed());
+        }
     }
     // Wait for the server's side of the close, briefly, then stop reading either way.
     let wait_until = Instant::now() + Duration::from_secs(2);
@@ -288,14 +290,29 @@ fn main() {
     let _ = socket.shutdown(Shutdown::Both);
     let inbound = reader.join().unwrap_or_default();
 
-    let ending = if still_open {
+    // The server ended the connection if its close frame, its end of stream or a reset came
+    // while we were still flooding or before our close frame went out (a close after ours is
+    // only its answer), or if its close code is not our 1000 echoed back (the reader may parse
+    // a close late, behind a backlog of messages).
+    let server_ended = match inbound.ended_at {
+        Some(ended) => {
+            ended <= sending_time
+                || close_sent_at.is_some_and(|ours| ended < ours)
+                || inbound.close.as_ref().is_some_and(|(code, _)| *code != 1000)
+        }
+        None => false,
+    };
+    let still_open = !server_ended && write_error.is_none();
+    let ending = if still_open && close_sent_at.is_none() {
+        "still open at the end of the flood, the server no longer reading it (our close frame did not go out within 1 s)".to_owned()
+    } else if still_open {
         "still open at the end of the flood (closed by the flooder)".to_owned()
     } else if let Some((code, reason)) = &inbound.close {
         format!("closed by the server with {code} {reason:?}")
     } else if let Some(error) = &write_error {
         error.clone()
     } else {
-        inbound.ending.clone()
+        format!("{} from the server", inbound.ending)
     };
     let ended_at = if still_open { sending_time } else { inbound.ended_at.unwrap_or(sending_time) };
     let seconds = sending_time.as_secs_f64();
