@@ -193,7 +193,7 @@ class Server:
         while time.time() < deadline and self.port is None:
             time.sleep(0.1)
             text = self.log_path.read_text()
-            match = re.search(r"listening on (?:wss?|https?)://[0-9.]+:(\d+)/?(.*)", text)
+            match = re.search(r"listening on (?:(?:wss?|https?)://)?[0-9.]+:(\d+)/?(.*)", text)
             if match:
                 self.port = int(match.group(1))
                 self.banner = match.group(2).strip()

@@ -46,8 +46,18 @@ function parseArguments(argv) {
   return options;
 }
 
+import { readFileSync } from "node:fs";
+
+function readPem(path) {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    usage(`${path}: ${error.message}`);
+  }
+}
+
 const options = parseArguments(process.argv.slice(2));
-const tls = options.tlsCert === null ? undefined : { cert: Bun.file(options.tlsCert), key: Bun.file(options.tlsKey) };
+const tls = options.tlsCert === null ? undefined : { cert: readPem(options.tlsCert), key: readPem(options.tlsKey) };
 
 const websocket =
   options.mode === "chat"
@@ -66,7 +76,9 @@ const websocket =
         },
       };
 
-const server = Bun.serve({
+let server;
+try {
+  server = Bun.serve({
   hostname: "127.0.0.1",
   port: options.port,
   tls,
@@ -81,7 +93,11 @@ const server = Bun.serve({
     closeOnBackpressureLimit: true,
     perMessageDeflate: options.deflate,
   },
-});
+  });
+} catch (error) {
+  console.error(`bun peer: cannot serve on 127.0.0.1:${options.port}: ${error.message}`);
+  process.exit(2);
+}
 
 const scheme = tls ? "wss" : "ws";
 const features = [options.mode, tls ? "tls" : null, options.deflate ? "permessage-deflate" : null].filter(Boolean).join(", ");
