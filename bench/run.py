@@ -1390,7 +1390,7 @@ def section_servers(section, requested):
     elif section == "fanout":
         known = list(SPECS)
     elif section == "memory":
-        known = ["ours"] if quick else list(SPECS)
+        known = ["ours"] if quick else [name for name in SPECS if not SPECS[name].get("raw")]
     elif section == "echo":
         known = list(ECHO_SPECS)
     elif section == "tls":
@@ -1416,6 +1416,7 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     parser.add_argument("--only", help="comma-separated sections to run; the others' files in --out are kept")
     parser.add_argument("--servers", help="comma-separated subset of servers (ours-plain and ours-off come with ours): " + ",".join(SERVER_ORDER))
+    parser.add_argument("--plan", action="store_true", help="print which sections would run against which servers, and stop")
     parser.add_argument("--replot", action="store_true", help="only rewrite the README and the plots from the files already in --out")
     args = parser.parse_args()
     global PROFILE
@@ -1443,6 +1444,10 @@ def main():
         sections = list(QUICK_SECTIONS if args.quick else SECTIONS)
     runs_path = out_dir / "runs.json"
 
+    if args.plan:
+        for section in sections:
+            print(f"{section}: {', '.join(section_servers(section, requested)) or '(nothing: not built yet)'}")
+        return
     if not args.replot:
         if shutil.which("taskset") is None:
             sys.exit("bench: taskset is missing (util-linux)")
