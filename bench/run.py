@@ -544,7 +544,7 @@ def wire_bytes(report):
                 walk(value, path + [key.lower()])
         elif isinstance(node, (int, float)) and not isinstance(node, bool):
             joined = ".".join(path)
-            if "wire" in joined and any(word in joined for word in ("receiv", "recv", "read", "in")):
+            if "wire" in joined and re.search(r"receiv|recv|read|inbound|(^|[._])in($|[._])", joined):
                 found.append(node)
     walk(report, [])
     return found[0] if found else None
