@@ -1386,6 +1386,20 @@ COMPRESSION_SPECS = compression_servers()
 SERVER_ORDER = ["ours", "ours-plain", "ours-off", "raw-tcp", "bun", "tokio-broadcast", "tokio-rustls", "tokio-mpsc", "node-ws", "python-websockets"]
 
 
+def previous_runs(out_dir):
+    """The runs that wrote the files in out_dir (runs.json), or, for results written before
+    runs.json existed, the one `Written by` line of their README."""
+    runs_path = out_dir / "runs.json"
+    if runs_path.exists():
+        return json.loads(runs_path.read_text())
+    readme = out_dir / "README.md"
+    match = re.search(r"Written by `([^`]+)` on (\S+ \S+ UTC) \(([0-9.]+) minutes\)", readme.read_text()) if readme.exists() else None
+    if not match:
+        return []
+    return [{"command": match[1], "finished": match[2], "minutes": float(match[3]), "sections": list(QUICK_SECTIONS),
+             "quick": "quick" in match[1], "smoke": False}]
+
+
 SECTION_RUNS = {"saturation": saturation, "fanout": fanout, "memory": memory, "echo": echo, "tls": tls,
                 "compression": compression, "flood": flood, "redis": redis}
 
@@ -1477,14 +1491,14 @@ def main():
             SECTION_RUNS[section](plan[section], out_dir)
         finished = datetime.now(timezone.utc)
         command = {"full": "make bench", "quick": "make bench-quick", "smoke": "bench/run.py --smoke"}[PROFILE] if not args.only else "bench/run.py " + " ".join(sys.argv[1:])
-        runs = json.loads(runs_path.read_text()) if (args.only and runs_path.exists()) else []
+        runs = previous_runs(out_dir) if args.only else []
         for run in runs:
             run["sections"] = [section for section in run["sections"] if section not in sections]
         runs = [run for run in runs if run["sections"]]
         runs.append({"command": command, "finished": finished.strftime("%Y-%m-%d %H:%M UTC"), "minutes": (finished - started).total_seconds() / 60,
                      "sections": sections, "quick": args.quick, "smoke": args.smoke})
         runs_path.write_text(json.dumps(runs, indent=2) + "\n")
-    runs = json.loads(runs_path.read_text()) if runs_path.exists() else []
+    runs = previous_runs(out_dir)
     quick = any(run.get("quick") or run.get("smoke") for run in runs)
     results, failures = load_results(out_dir)
     plots = write_plots(out_dir, results)
