@@ -1145,6 +1145,17 @@ def write_tls(add, results):
             cells = (f"{fmt_us(row['p99'])}{bound_mark(row)} | {ratio(name, ours_1m and ours_1m['p99'], row['p99'])} | {row['delivered_share'] * 100:.1f}% | {cpu_cells(row)}"
                      if row else "- | - | - | - | -")
             add(f"| {name} | {rate_best:,.0f} | {ratio(name, ours_best, rate_best, missing='')} | {cells} |")
+        plain_best = best.get("ours-plain", (0, None))[0]
+        plain_1m = by_rate.get(1000, {}).get("ours-plain")
+        if ours_best and plain_best:
+            add("")
+            cost = f"What encryption costs us: over TLS we sustain **{ours_best / plain_best * 100:.0f}%** of our plain-text rate ({ours_best:,.0f} / {plain_best:,.0f} deliveries/s)"
+            if ours_1m and plain_1m and ours_1m["p99"] and plain_1m["p99"]:
+                cost += f"; p99 at 1M/s offered {fmt_us(ours_1m['p99'])} against {fmt_us(plain_1m['p99'])} in plain text ({ours_1m['p99'] / plain_1m['p99']:.2f}x)"
+                cpu = [row["server_cpu_s"] / row["received"] * 1e6 for row in (ours_1m, plain_1m) if row["received"]]
+                if len(cpu) == 2:
+                    cost += f"; server CPU per delivery {cpu[0]:.2f} µs against {cpu[1]:.2f} µs"
+            add(cost + bound_mark(ours_1m, plain_1m) + ".")
         add("")
         add("Every step:")
         add("")
