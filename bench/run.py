@@ -818,9 +818,9 @@ def headline(results):
         share = f"{ours_value / best_value:.2f}" if ours_value and best_value else "-"
         lines.append(f"| {title}{mark} | **{winner}** | {fmt_value(title, ours_value)} | {best}: {fmt_value(title, best_value)} | {share} |")
     lines += ["", f"Ours wins {tally['ours']} of {len(rows)} rows; a peer wins {tally['peers']}"
+              + (f" ({'; '.join(peer_wins)})" if peer_wins else "")
               + (f"; {tally['ties']} even" if tally["ties"] else "")
-              + (f": {'; '.join(peer_wins)}." if peer_wins else ".")
-              + " A row marked loadgen-bound says more about the loadgen than about the servers.", ""]
+              + ". A row marked loadgen-bound says more about the loadgen than about the servers.", ""]
     return lines
 
 
