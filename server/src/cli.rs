@@ -18,6 +18,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 /// Where `/metrics` is served when not on the main port (the default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricsListen {
@@ -169,6 +178,21 @@ pub struct Args {
     )]
     pub trusted_proxy: Vec<IpAddr>,
 
+    /// permessage-deflate (RFC 7692): `on` accepts a client's offer (every browser makes one),
+    /// always with server_no_context_takeover and client_no_context_takeover, so a broadcast
+    /// is compressed once and shared and no connection holds compression state.
+    #[arg(long, env = "FANOUT_COMPRESSION", value_enum, default_value_t = Switch::On)]
+    pub compression: Switch,
+
+    /// Messages smaller than this (bytes) go out uncompressed even where it was negotiated.
+    #[arg(
+        long,
+        env = "FANOUT_COMPRESSION_THRESHOLD",
+        default_value_t = 128,
+        value_name = "BYTES"
+    )]
+    pub compression_threshold: usize,
+
     /// Serve `https://` and `wss://` only, with this certificate chain (PEM). Reloaded with the
     /// key on SIGHUP, without dropping connections.
     #[arg(
@@ -222,6 +246,8 @@ impl Args {
             },
             rate_limit_policy: self.rate_limit,
             max_assembly_bytes: self.max_assembly_bytes,
+            compression: self.compression == Switch::On,
+            compression_threshold: self.compression_threshold,
         }
     }
 }

@@ -80,6 +80,12 @@ pub struct Config {
     pub rate_limit_policy: RateLimitPolicy,
     /// Bytes all connections together may hold in messages and heads in progress.
     pub max_assembly_bytes: usize,
+    /// permessage-deflate (RFC 7692): whether offers are accepted. Always answered with
+    /// `server_no_context_takeover` (a broadcast is compressed once, the frame shared) and
+    /// `client_no_context_takeover` (one inflater for every connection).
+    pub compression: bool,
+    /// Messages smaller than this go out uncompressed even to peers that negotiated it.
+    pub compression_threshold: usize,
 }
 
 impl Config {
@@ -122,6 +128,8 @@ impl Default for Config {
             },
             rate_limit_policy: RateLimitPolicy::Close,
             max_assembly_bytes: 256 << 20,
+            compression: true,
+            compression_threshold: 128,
         }
     }
 }

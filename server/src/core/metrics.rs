@@ -47,6 +47,16 @@ pub struct Metrics {
     pub handshake_limit_refusals: u64,
     /// TLS sessions that failed: bad records, a plain request on the TLS port, a bad handshake.
     pub tls_failures: u64,
+    /// Connections that negotiated permessage-deflate.
+    pub deflate_negotiated: u64,
+    /// Compressed messages received and inflated.
+    pub messages_inflated: u64,
+    /// Compressed frames made (one per broadcast and window in use, shared by its receivers).
+    pub frames_compressed: u64,
+    /// Payload bytes given to the compressor.
+    pub compression_input_bytes: u64,
+    /// Compressed frame bytes it made, headers included.
+    pub compression_output_bytes: u64,
 }
 
 /// Figures of the process, read by the shell (the core reads nothing of the system).
@@ -199,6 +209,31 @@ impl Metrics {
             "handshake_limit_refusals_total",
             "Sockets closed at accept because --max-handshakes were in progress.",
             self.handshake_limit_refusals,
+        );
+        counter(
+            "deflate_negotiated_total",
+            "Connections that negotiated permessage-deflate.",
+            self.deflate_negotiated,
+        );
+        counter(
+            "messages_inflated_total",
+            "Compressed messages received and inflated.",
+            self.messages_inflated,
+        );
+        counter(
+            "frames_compressed_total",
+            "Compressed frames made: one per broadcast (and window), shared by its receivers.",
+            self.frames_compressed,
+        );
+        counter(
+            "compression_input_bytes_total",
+            "Payload bytes compressed.",
+            self.compression_input_bytes,
+        );
+        counter(
+            "compression_output_bytes_total",
+            "Compressed frame bytes made from them.",
+            self.compression_output_bytes,
         );
         counter(
             "tls_failures_total",

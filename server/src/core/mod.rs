@@ -42,9 +42,10 @@ use std::time::Duration;
 
 use log::debug;
 use protocol::close::{encode_payload, CloseCode};
+use protocol::deflate::{Deflater, Inflater};
 use protocol::frame::{OpCode, Role};
 use protocol::http::{parse_request, Limits};
-use protocol::message::{Decoder, Event};
+use protocol::message::{Decoder, Event, Incoming};
 use protocol::{Error, Status};
 use slab::Slab;
 
@@ -130,6 +131,17 @@ pub struct Core {
     /// The connection whose bytes are being handled, if any.
     reading: Option<usize>,
     next_id: u64,
+    /// The one inflater: every peer compresses without context takeover, so messages from any
+    /// connection inflate with it, reset each time (RFC 7692 §7.2.2).
+    inflater: Inflater,
+    /// Where a compressed message is inflated.
+    inflated: Vec<u8>,
+    /// Deflaters by window (bits 8 to 15), made when a peer with that window first needs one:
+    /// each broadcast is compressed once per window in use (almost always just 15).
+    deflaters: [Option<Deflater>; 8],
+    /// Set when a data message completes during a read, so a message that begins right after
+    /// gets its own deadline.
+    message_completed: bool,
     /// Reads the process's figures for `/metrics` (the shell's; the core reads no system).
     process_stats: Option<Box<dyn FnMut() -> ProcessStats>>,
 }
@@ -158,6 +170,10 @@ impl Core {
             assembly_bytes: 0,
             reading: None,
             next_id: 1,
+            inflater: Inflater::new(),
+            inflated: Vec::new(),
+            deflaters: Default::default(),
+            message_completed: false,
             process_stats: None,
         }
     }
@@ -234,6 +250,7 @@ impl Core {
         let was_idle = connection.decoder.is_idle();
         self.assembly_bytes -= connection.assembly_bytes();
         self.reading = Some(key);
+        self.message_completed = false;
         match phase {
             Phase::Handshake => self.on_head_bytes(key, buffer),
             Phase::Open | Phase::Closing => self.on_frame_bytes(key, buffer, 0),
@@ -242,7 +259,12 @@ impl Core {
         self.reading = None;
         if let Some(connection) = self.connections.get_mut(key) {
             self.assembly_bytes += connection.assembly_bytes();
-            if connection.phase == Phase::Open && was_idle && !connection.decoder.is_idle() {
+            // A message in progress that began in this read (after an idle decoder, or after a
+            // message that completed in this read) gets the full message timeout.
+            if connection.phase == Phase::Open
+                && !connection.decoder.is_idle()
+                && (was_idle || self.message_completed)
+            {
                 connection.deadline = tick.after(self.config.message_timeout);
             }
         }
@@ -542,10 +564,21 @@ impl Core {
         connection.pending.set(&[]);
         let id = connection.id;
         match decision {
-            Decision::Upgrade { room, response } => {
+            Decision::Upgrade {
+                room,
+                response,
+                deflate_window_bits,
+            } => {
                 self.metrics.handshakes_completed += 1;
                 self.websockets += 1;
                 connection.phase = Phase::Open;
+                if let Some(bits) = deflate_window_bits {
+                    self.metrics.deflate_negotiated += 1;
+                    connection.deflate_window_bits = bits;
+                    let decoder =
+                        std::mem::replace(&mut connection.decoder, Decoder::new(Role::Server, 0));
+                    connection.decoder = decoder.with_deflate(true);
+                }
                 connection.deadline = self.now.tick();
                 connection.write_queue.push(response.into());
                 if let Some(welcome) = &self.welcome {
@@ -673,11 +706,28 @@ impl Core {
                 Phase::Closing => false,
                 _ => return,
             };
-            let action = match connection.decoder.decode(&mut buffer[start..len]) {
-                Ok((consumed, event)) => {
+            let max_message_size = self.config.max_message_size;
+            let action = match connection.decoder.decode_incoming(&mut buffer[start..len]) {
+                Ok((consumed, incoming)) => {
                     start += consumed;
+                    let event = match incoming {
+                        Some(Incoming::Compressed(message)) => {
+                            self.metrics.messages_inflated += 1;
+                            match message.inflate(
+                                &mut self.inflater,
+                                max_message_size,
+                                &mut self.inflated,
+                            ) {
+                                Ok(event) => Ok(Some(event)),
+                                Err(error) => Err(error),
+                            }
+                        }
+                        Some(Incoming::Event(event)) => Ok(Some(event)),
+                        None => Ok(None),
+                    };
                     match event {
-                        None => {
+                        Err(error) => Action::Fail(error),
+                        Ok(None) => {
                             connection.pending.set(&buffer[start..len]);
                             if self.assembly_bytes + connection.assembly_bytes()
                                 > self.config.max_assembly_bytes
@@ -687,14 +737,19 @@ impl Core {
                                 return;
                             }
                         }
-                        Some(event) => decide(
-                            event,
-                            open,
-                            &self.config,
-                            &mut connection.bucket,
-                            self.now,
-                            &mut self.metrics,
-                        ),
+                        Ok(Some(event)) => {
+                            if event.data().is_some() {
+                                self.message_completed = true;
+                            }
+                            decide(
+                                event,
+                                open,
+                                &self.config,
+                                &mut connection.bucket,
+                                self.now,
+                                &mut self.metrics,
+                            )
+                        }
                     }
                 }
                 Err(error) => Action::Fail(error),
@@ -704,13 +759,13 @@ impl Core {
                 Action::Relay(frame) => match self.config.mode {
                     Mode::Chat => self.broadcast(key, frame),
                     Mode::Echo => {
-                        if self.enqueue(key, frame) {
+                        if self.enqueue(key, frame, true) {
                             self.metrics.frames_delivered += 1;
                         }
                     }
                 },
                 Action::Reply(frame) => {
-                    self.enqueue(key, frame);
+                    self.enqueue(key, frame, false);
                 }
                 Action::PeerClosed(code) if open => {
                     debug!(
@@ -775,16 +830,23 @@ impl Core {
         };
         let skip_sender = !self.config.echo_to_sender;
         let hard_cap = self.config.hard_queue_cap();
+        let mut compressed = SharedFrames::new(&frame, self.config.compression_threshold);
         for &member in self.rooms.members(seat.room) {
             let member = member as usize;
             if skip_sender && member == sender {
                 continue;
             }
             let connection = &mut self.connections[member];
+            let frame = compressed.for_window(
+                connection.deflate_window_bits,
+                &frame,
+                &mut self.deflaters,
+                &mut self.metrics,
+            );
             let queued = offer(
                 connection,
                 member,
-                frame.clone(),
+                frame,
                 self.now,
                 &self.config,
                 hard_cap,
@@ -798,11 +860,22 @@ impl Core {
         }
     }
 
-    /// Queues a frame for one connection under its caps; see [`offer`].
-    fn enqueue(&mut self, key: usize, frame: Rc<[u8]>) -> bool {
+    /// Queues a frame for one connection under its caps; see [`offer`]. A data message
+    /// (`compressible`) is compressed for a peer that negotiated permessage-deflate.
+    fn enqueue(&mut self, key: usize, frame: Rc<[u8]>, compressible: bool) -> bool {
         let hard_cap = self.config.hard_queue_cap();
         let Some(connection) = self.connections.get_mut(key) else {
             return false;
+        };
+        let frame = if compressible {
+            SharedFrames::new(&frame, self.config.compression_threshold).for_window(
+                connection.deflate_window_bits,
+                &frame,
+                &mut self.deflaters,
+                &mut self.metrics,
+            )
+        } else {
+            frame
         };
         offer(
             connection,
@@ -1025,7 +1098,7 @@ impl Core {
         if !ping.is_empty() {
             let frame = frame_once(OpCode::Ping, b"");
             for key in ping {
-                self.enqueue(key, frame.clone());
+                self.enqueue(key, frame.clone(), false);
             }
             self.close_slow_consumers();
         }
@@ -1129,6 +1202,63 @@ fn offer(
     connection.write_queue.push(frame);
     mark_for_flush(connection, key, flush_list);
     true
+}
+
+/// The frames of one message for every receiver: the plain frame, and, made on first need, one
+/// compressed frame per deflate window in use. Each is built once and shared (`Rc`).
+struct SharedFrames {
+    /// Whether the message is big enough to compress and is a data message.
+    compressible: bool,
+    compressed: [Option<Rc<[u8]>>; 8],
+}
+
+impl SharedFrames {
+    fn new(plain: &[u8], threshold: usize) -> Self {
+        let (opcode, payload) = split_server_frame(plain);
+        SharedFrames {
+            compressible: matches!(opcode, OpCode::Text | OpCode::Binary)
+                && payload.len() >= threshold,
+            compressed: Default::default(),
+        }
+    }
+
+    /// The frame for a receiver whose deflate window is `window_bits` (0: not negotiated).
+    fn for_window(
+        &mut self,
+        window_bits: u8,
+        plain: &Rc<[u8]>,
+        deflaters: &mut [Option<Deflater>; 8],
+        metrics: &mut Metrics,
+    ) -> Rc<[u8]> {
+        if window_bits == 0 || !self.compressible {
+            return plain.clone();
+        }
+        let slot = usize::from(window_bits.clamp(8, 15) - 8);
+        self.compressed[slot]
+            .get_or_insert_with(|| {
+                let (opcode, payload) = split_server_frame(plain);
+                let deflater =
+                    deflaters[slot].get_or_insert_with(|| Deflater::new(window_bits.clamp(8, 15)));
+                let mut frame = Vec::with_capacity(payload.len() / 2 + 16);
+                deflater.encode_frame(&mut frame, opcode, payload, None);
+                metrics.frames_compressed += 1;
+                metrics.compression_input_bytes += payload.len() as u64;
+                metrics.compression_output_bytes += frame.len() as u64;
+                frame.into()
+            })
+            .clone()
+    }
+}
+
+/// The opcode and payload of an unmasked, unfragmented frame this core built.
+fn split_server_frame(frame: &[u8]) -> (OpCode, &[u8]) {
+    let opcode = OpCode::from_u8(frame[0] & 0x0f).unwrap_or(OpCode::Binary);
+    let header_len = match frame[1] & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    (opcode, &frame[header_len..])
 }
 
 /// Whether a connection's queue has stayed over `--max-queued-bytes` for the slow-consumer
