@@ -54,7 +54,7 @@ pub use config::{Config, Mode, RateLimitPolicy, SlowConsumer};
 pub use connection::{Connection, Flags, Phase};
 pub use metrics::{Gauges, Metrics, ProcessStats};
 pub use rate_limit::RateLimit;
-pub use room::{Rooms, Seat};
+pub use room::{HistoryLimits, Rooms, Seat};
 pub use routes::target_path;
 pub use write_queue::{frame_once, Flushed, WriteQueue};
 
@@ -149,6 +149,7 @@ pub struct Core {
 impl Core {
     /// A core with no connections, its clock at zero.
     pub fn new(config: Config) -> Self {
+        let history = config.history;
         let welcome = config
             .welcome
             .as_deref()
@@ -156,7 +157,7 @@ impl Core {
         Core {
             config,
             connections: Slab::new(),
-            rooms: Rooms::default(),
+            rooms: Rooms::with_history(history),
             metrics: Metrics::default(),
             flush_list: Vec::new(),
             too_slow: Vec::new(),
@@ -585,8 +586,18 @@ impl Core {
                     connection.write_queue.push(welcome.clone());
                 }
                 if self.config.mode == Mode::Chat {
-                    connection.seat = self.rooms.join(&room, key);
+                    let joined = self.rooms.join(&room, key);
+                    connection.seat = joined.seat;
+                    // What was said lately, before anything live: the shared frames themselves.
+                    for frame in self.rooms.history(joined.seat.room) {
+                        connection.write_queue.push(frame.clone());
+                        self.metrics.history_frames_sent += 1;
+                    }
+                    if self.config.presence {
+                        self.announce(joined.seat.room, "join");
+                    }
                 }
+                let connection = &mut self.connections[key];
                 match forwarded_for {
                     Some(client) => debug!("connection #{id}: websocket open in room {room} (client {client}, via a trusted proxy)"),
                     None => debug!("connection #{id}: websocket open in room {room}"),
@@ -668,6 +679,8 @@ impl Core {
             handshakes: self.handshakes,
             rooms: self.rooms.len(),
             assembly_bytes: self.assembly_bytes,
+            history_bytes: self.rooms.history_size().0,
+            history_messages: self.rooms.history_size().1,
         }
     }
 
@@ -824,22 +837,30 @@ impl Core {
 
     // --- broadcast: frame once, share the bytes ---
 
+    /// A chat message from `sender` to its room, kept in the room's history.
     fn broadcast(&mut self, sender: usize, frame: Rc<[u8]>) {
         let Some(seat) = self.connections[sender].seat.get() else {
             return;
         };
-        let skip_sender = !self.config.echo_to_sender;
+        let skip = (!self.config.echo_to_sender).then_some(sender);
+        self.broadcast_to_room(seat.room, &frame, skip);
+        self.rooms.record(seat.room, &frame);
+    }
+
+    /// Queues one frame for every member of a room (but `skip`): framed once, compressed at most
+    /// once per deflate window, shared.
+    fn broadcast_to_room(&mut self, room: u32, frame: &Rc<[u8]>, skip: Option<usize>) {
         let hard_cap = self.config.hard_queue_cap();
-        let mut compressed = SharedFrames::new(&frame, self.config.compression_threshold);
-        for &member in self.rooms.members(seat.room) {
+        let mut compressed = SharedFrames::new(frame, self.config.compression_threshold);
+        for &member in self.rooms.members(room) {
             let member = member as usize;
-            if skip_sender && member == sender {
+            if skip == Some(member) {
                 continue;
             }
             let connection = &mut self.connections[member];
             let frame = compressed.for_window(
                 connection.deflate_window_bits,
-                &frame,
+                frame,
                 &mut self.deflaters,
                 &mut self.metrics,
             );
@@ -1034,9 +1055,28 @@ impl Core {
         let Some(seat) = seat.get() else {
             return;
         };
-        if let Some((moved, index)) = self.rooms.leave(seat) {
+        let left = self.rooms.leave(seat, self.now.tick());
+        if let Some((moved, index)) = left.moved {
             self.connections[moved].seat.index = index;
         }
+        if self.config.presence && !left.last_member {
+            self.announce(seat.room, "leave");
+        }
+    }
+
+    /// A presence notice to a room (`--presence`): JSON text, framed once, not kept in history.
+    fn announce(&mut self, room: u32, event: &str) {
+        let Some(name) = self.rooms.name(room) else {
+            return;
+        };
+        let mut text = String::with_capacity(64 + name.len());
+        text.push_str("{\"type\":\"presence\",\"event\":\"");
+        text.push_str(event);
+        text.push_str("\",\"room\":");
+        push_json_string(&mut text, name);
+        let _ = write!(text, ",\"members\":{}}}", self.rooms.members(room).len());
+        let frame = frame_once(OpCode::Text, text.as_bytes());
+        self.broadcast_to_room(room, &frame, None);
     }
 
     /// Forgets a connection and tells the shell to close its socket.
@@ -1061,6 +1101,7 @@ impl Core {
 
     fn sweep_timers(&mut self) {
         let tick = self.now.tick();
+        self.rooms.expire(tick);
         let ping_after = clock::ticks(self.config.ping_interval);
         let idle_after = clock::ticks(self.config.idle_timeout);
         let mut expired = Vec::new();
