@@ -58,7 +58,7 @@ soak:
 
 ## run: the chat server on 127.0.0.1:8080 (open http://127.0.0.1:8080/ in a browser).
 run:
-	$(CARGO) run --release -p server -- --listen 127.0.0.1:8080
+	$(CARGO) run --release -p server -- --listen 127.0.0.1:8080 --history 100
 
 clean:
 	$(CARGO) clean

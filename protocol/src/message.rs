@@ -158,7 +158,7 @@ struct FrameInProgress {
 
 /// The receive side of one WebSocket connection. See the [module docs](self) for the contract.
 ///
-/// Small on purpose (24 bytes): a server keeps one per connection, and between messages it
+/// Small on purpose (16 bytes): a server keeps one per connection, and between messages it
 /// owns no heap memory. The state of a message in progress lives in a box that exists only
 /// while a message or a frame is cut. With permessage-deflate it holds one more flag and no
 /// compression state.
@@ -170,7 +170,9 @@ pub struct Decoder {
     release_assembly: bool,
     /// permessage-deflate was negotiated: RSV1 marks a compressed message (RFC 7692 §6).
     deflate: bool,
-    max_message_size: usize,
+    /// `u32` keeps the decoder at 16 bytes (a server holds one per connection); `u32::MAX`
+    /// (any limit from 4 GiB - 1 up) means no limit.
+    max_message_size: u32,
     assembly: Option<Box<Assembly>>,
 }
 
@@ -195,7 +197,7 @@ impl Decoder {
             close_state: CloseState::Open,
             release_assembly: false,
             deflate: false,
-            max_message_size,
+            max_message_size: max_message_size.min(u32::MAX as usize) as u32,
             assembly: None,
         }
     }
@@ -212,6 +214,14 @@ impl Decoder {
     /// Whether permessage-deflate was negotiated on this connection.
     pub fn deflate(&self) -> bool {
         self.deflate
+    }
+
+    /// The largest message accepted, in bytes (`usize::MAX`: no limit).
+    pub fn max_message_size(&self) -> usize {
+        match self.max_message_size {
+            u32::MAX => usize::MAX,
+            limit => limit as usize,
+        }
     }
 
     /// Where the closing handshake stands.
@@ -433,9 +443,9 @@ impl Decoder {
             (_, None) => MessageKind::Binary,
         };
         let limit = if compressed {
-            compressed_limit(self.max_message_size)
+            compressed_limit(self.max_message_size())
         } else {
-            self.max_message_size
+            self.max_message_size()
         };
         let total = self.buffered_len() as u64 + header.payload_len;
         if total > limit as u64 {
@@ -1095,9 +1105,9 @@ mod tests {
     }
 
     #[test]
-    fn the_decoder_stays_24_bytes_with_the_extension_flag() {
+    fn the_decoder_stays_16_bytes_with_the_extension_flag() {
         // One per connection: permessage-deflate adds a flag, not compression state.
-        assert!(std::mem::size_of::<Decoder>() <= 24);
+        assert!(std::mem::size_of::<Decoder>() <= 16);
         assert!(deflate_decoder().is_idle());
     }
 }

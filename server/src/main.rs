@@ -1,48 +1,78 @@
-//! `server`: a single-threaded WebSocket chat server. See `event_loop.rs` for the data path.
+//! `server`: a single-threaded WebSocket chat server. See `core/mod.rs` for the state and the
+//! policies, `event_loop.rs` for the system calls.
 #![forbid(unsafe_code)]
-
-mod cli;
-mod connection;
-mod event_loop;
-mod metrics;
-mod page;
-mod room;
-mod write_queue;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use log::{error, info};
+use log::{error, info, warn};
 
-use crate::cli::Args;
-use crate::event_loop::EventLoop;
+use server::cli::{Args, MetricsListen};
+use server::core::{Core, Mode, RateLimitPolicy, SlowConsumer};
+use server::event_loop::{EventLoop, ShellConfig};
+use server::tls::TlsAcceptor;
+use server::{logging, process};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    process::mark_start();
     // clap prints a usage message and exits with code 2 on a bad command line.
     let args = Args::parse();
-    let summary = format!(
-        "mode {:?}, max message {} B, max queued {} B per client ({:?} when full), max connections {}, ping every {:?}, idle timeout {:?}, handshake timeout {:?}",
-        args.mode,
-        args.max_message_size,
-        args.max_queued_bytes,
-        args.slow_consumer,
-        args.max_connections,
-        args.ping_interval,
-        args.idle_timeout,
-        args.handshake_timeout,
-    );
-    let listen = args.listen;
-    let event_loop = match EventLoop::bind(args) {
+    logging::init(args.log_format);
+
+    match process::raise_open_files_limit() {
+        Ok(limit) => {
+            // Each WebSocket is one descriptor; the listeners, the poller and the signal pipe
+            // take a few more.
+            let room_for = (limit as usize).saturating_sub(16);
+            if args.max_connections + args.max_handshakes as usize > room_for {
+                warn!(
+                    "--max-connections {} (plus --max-handshakes {}) is more than this process can open: the open-files limit is {limit}; past it, accepting pauses",
+                    args.max_connections, args.max_handshakes
+                );
+            }
+        }
+        Err(error) => warn!("cannot read or raise the open-files limit: {error}"),
+    }
+
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match TlsAcceptor::load(cert, key) {
+            Ok(acceptor) => Some(acceptor),
+            Err(error) => {
+                // The same exit code as any other bad command line.
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    let shell = ShellConfig {
+        listen: args.listen,
+        metrics_listen: match args.metrics_listen {
+            Some(MetricsListen::At(address)) => Some(address),
+            Some(MetricsListen::Off) | None => None,
+        },
+        trusted_proxies: args.trusted_proxy.clone(),
+        tls,
+    };
+    let config = args.core_config();
+    let event_loop = match EventLoop::bind(shell, Core::new(config)) {
         Ok(event_loop) => event_loop,
         Err(error) => {
-            error!("cannot listen on {listen}: {error}");
+            error!("cannot listen on {}: {error}", args.listen);
             return ExitCode::FAILURE;
         }
     };
     match event_loop.local_addr() {
-        Ok(address) => info!("listening on ws://{address}/ ({summary})"),
+        Ok(address) => {
+            let scheme = if event_loop.is_tls() { "wss" } else { "ws" };
+            info!("listening on {scheme}://{address}/ {}", summary(&args));
+        }
         Err(error) => error!("listening, but the address is unknown: {error}"),
+    }
+    match (event_loop.metrics_addr(), args.metrics_listen) {
+        (Some(address), _) => info!("metrics on http://{address}/metrics"),
+        (None, Some(MetricsListen::Off)) => info!("metrics off"),
+        _ => {}
     }
     match event_loop.run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,4 +81,41 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The start-up line's account of the settings, in words.
+fn summary(args: &Args) -> String {
+    let mode = match args.mode {
+        Mode::Chat if args.no_echo_to_sender => "chat mode (rooms by path, sender left out)",
+        Mode::Chat => "chat mode (rooms by path)",
+        Mode::Echo => "echo mode",
+    };
+    let slow = match args.slow_consumer {
+        SlowConsumer::Close => "closed with 1008",
+        SlowConsumer::Drop => "dropped messages",
+    };
+    let rate = if args.max_message_rate == 0 {
+        "no message rate limit".to_owned()
+    } else {
+        format!(
+            "at most {} messages/s per client (bursts of {}, then {})",
+            args.max_message_rate,
+            args.max_message_burst,
+            match args.rate_limit {
+                RateLimitPolicy::Close => "closed with 1008",
+                RateLimitPolicy::Drop => "dropped",
+            }
+        )
+    };
+    format!(
+        "in {mode}: messages up to {} bytes; {rate}; a client whose queue stays over {} bytes for {:?} is a slow consumer ({slow}); up to {} connections and {} handshakes at once; ping after {:?} of silence, close after {:?}; handshakes must finish in {:?}",
+        args.max_message_size,
+        args.max_queued_bytes,
+        args.slow_consumer_timeout,
+        args.max_connections,
+        args.max_handshakes,
+        args.ping_interval,
+        args.idle_timeout,
+        args.handshake_timeout,
+    )
 }

@@ -151,7 +151,13 @@ fn a_handshake_that_does_not_complete_in_time_is_dropped() {
 #[test]
 fn a_client_that_never_reads_is_closed_with_1008_while_the_others_keep_receiving() {
     let cap = 64 * 1024;
-    let server = Server::start(&["--max-queued-bytes", &cap.to_string()]);
+    // The sender sends as fast as echoes come back: no rate limit for it.
+    let server = Server::start(&[
+        "--max-queued-bytes",
+        &cap.to_string(),
+        "--max-message-rate",
+        "0",
+    ]);
     let mut sender = Client::connect(server.address, "/");
     let mut reader = Client::connect(server.address, "/");
     // Never read, and keep the kernel's buffers for it small so the server's queue fills.
@@ -189,6 +195,8 @@ fn under_the_drop_policy_a_slow_client_loses_messages_counted_and_stays_connecte
         &cap.to_string(),
         "--slow-consumer",
         "drop",
+        "--max-message-rate",
+        "0",
     ]);
     let mut sender = Client::connect(server.address, "/");
     let _stalled = Client::connect(server.address, "/");
