@@ -47,7 +47,7 @@ bench-setup:
 	./bench/setup.sh
 
 bench-protocol:
-	$(CARGO) bench -p protocol --bench throughput
+	$(CARGO) bench -p fanout-websocket --bench throughput
 
 ## soak: 10,000 connections with churn for 10 minutes (not part of make test); writes
 ## bench-results/soak.json. SOAK_MINUTES=1 for a short one.
