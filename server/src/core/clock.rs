@@ -22,7 +22,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 impl Millis {
     /// This instant plus a duration.
     pub fn after(self, duration: Duration) -> Millis {
-        Millis(self.0.saturating_add(duration.as_millis().min(u64::MAX as u128) as u64))
+        Millis(
+            self.0
+                .saturating_add(duration.as_millis().min(u64::MAX as u128) as u64),
+        )
     }
 
     /// The tick this instant falls in.

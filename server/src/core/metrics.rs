@@ -102,7 +102,11 @@ impl Metrics {
             "Sockets still sending their HTTP request head.",
             gauges.handshakes as u64,
         );
-        gauge("rooms", "Rooms with at least one member.", gauges.rooms as u64);
+        gauge(
+            "rooms",
+            "Rooms with at least one member.",
+            gauges.rooms as u64,
+        );
         gauge(
             "assembly_bytes",
             "Bytes held for messages and request heads still arriving, all connections.",
@@ -260,6 +264,9 @@ fn render_process(out: &mut String, process: ProcessStats) {
         ),
     ];
     for (name, kind, help, value) in lines {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     }
 }

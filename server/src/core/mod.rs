@@ -437,7 +437,10 @@ impl Core {
             if let Some(seat) = connection.seat.get() {
                 seated += 1;
                 if connection.phase != Phase::Open {
-                    return Err(format!("connection {key} is {:?} but in a room", connection.phase));
+                    return Err(format!(
+                        "connection {key} is {:?} but in a room",
+                        connection.phase
+                    ));
                 }
                 if self.rooms.members(seat.room).get(seat.index as usize) != Some(&(key as u32)) {
                     return Err(format!("connection {key}'s seat {seat:?} is not its own"));
@@ -455,12 +458,17 @@ impl Core {
             if connection.decoder.close_state() == protocol::message::CloseState::Closed
                 && connection.phase != Phase::Draining
             {
-                return Err(format!("connection {key} closed both ways but {:?}", connection.phase));
+                return Err(format!(
+                    "connection {key} closed both ways but {:?}",
+                    connection.phase
+                ));
             }
         }
         let members: usize = self.rooms.counts().map(|(_, count)| count).sum();
         if members != seated {
-            return Err(format!("{members} room members but {seated} seated connections"));
+            return Err(format!(
+                "{members} room members but {seated} seated connections"
+            ));
         }
         if websockets != self.websockets || handshakes != self.handshakes {
             return Err(format!(
@@ -493,7 +501,10 @@ impl Core {
                 let connection = &mut self.connections[key];
                 if self.assembly_bytes + buffer.len() > self.config.max_assembly_bytes {
                     self.metrics.assembly_budget_closes += 1;
-                    debug!("connection #{}: head over the assembly budget", connection.id);
+                    debug!(
+                        "connection #{}: head over the assembly budget",
+                        connection.id
+                    );
                     self.refuse_head(key, 503, "the server is holding too many request heads");
                 } else {
                     connection.pending.set(buffer);
@@ -501,8 +512,7 @@ impl Core {
                 return;
             }
             Ok(Status::Complete(request)) => {
-                let forwarded_for = if self.connections[key].flags.has(Flags::FROM_TRUSTED_PROXY)
-                {
+                let forwarded_for = if self.connections[key].flags.has(Flags::FROM_TRUSTED_PROXY) {
                     request
                         .headers
                         .get_str("x-forwarded-for")
@@ -987,8 +997,7 @@ impl Core {
                         unfinished.push(key);
                     } else if silent >= idle_after {
                         idle.push(key);
-                    } else if silent >= ping_after
-                        && !connection.flags.has(Flags::PING_OUTSTANDING)
+                    } else if silent >= ping_after && !connection.flags.has(Flags::PING_OUTSTANDING)
                     {
                         connection.flags.set(Flags::PING_OUTSTANDING, true);
                         ping.push(key);

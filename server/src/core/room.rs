@@ -93,8 +93,7 @@ impl Rooms {
             let room = self.rooms.remove(seat.room as usize);
             self.by_name.remove(&room.name);
             // After a crowd of rooms has gone, give their memory back.
-            if self.by_name.capacity() > 64 && self.by_name.len() < self.by_name.capacity() / 4
-            {
+            if self.by_name.capacity() > 64 && self.by_name.len() < self.by_name.capacity() / 4 {
                 self.by_name.shrink_to_fit();
             }
             if self.rooms.is_empty() {

@@ -1,7 +1,9 @@
 //! What answers a complete HTTP request head: an upgrade into a room, the chat page, the
 //! counters, the room list, a health check, or an error status that says which rule was broken.
 
-use protocol::handshake::server::{is_upgrade_attempt, validate_request, write_accept, write_refusal};
+use protocol::handshake::server::{
+    is_upgrade_attempt, validate_request, write_accept, write_refusal,
+};
 use protocol::http::{write_response, Request};
 
 use super::config::Config;
