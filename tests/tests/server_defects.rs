@@ -4,8 +4,8 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use integration_tests::{binary, http_request, wait_until, Client, Received, Server, WAIT};
 use protocol::close::CloseCode;
@@ -215,13 +215,14 @@ fn a_target_longer_than_the_max_target_length_gets_414() {
 
 #[test]
 fn two_thousand_members_of_rooms_with_long_names_hold_each_name_once_and_the_memory_is_reused() {
-    let server = Server::start(&["--max-target-length", "8000", "--max-request-size", "16384"]);
+    // Names of 1,000 bytes, under the default --max-target-length of 1,024.
+    let server = Server::start(&[]);
     let before = server.rss_bytes();
     let mut figures = Vec::new();
     for wave in 0..2 {
         let clients: Vec<Client> = (0..2000)
             .map(|index| {
-                let path = format!("/{wave}{index:05}{}", "r".repeat(7893));
+                let path = format!("/{wave}{index:05}{}", "r".repeat(993));
                 Client::connect(server.address, &path)
             })
             .collect();
@@ -235,48 +236,25 @@ fn two_thousand_members_of_rooms_with_long_names_hold_each_name_once_and_the_mem
     }
     let kib = |bytes: u64| bytes.saturating_sub(before) / 1024;
     eprintln!(
-        "2,000 rooms with 7.9 KB names, twice: RSS {} KiB before; wave 1 +{} KiB open, +{} KiB after all left; wave 2 +{} KiB open, +{} KiB after all left",
+        "2,000 rooms with 1,000-byte names, twice: RSS {} KiB before; wave 1 +{} KiB open, +{} KiB after all left; wave 2 +{} KiB open, +{} KiB after all left",
         before / 1024,
         kib(figures[0].0),
         kib(figures[0].1),
         kib(figures[1].0),
         kib(figures[1].1),
     );
-    // 2,000 names of 7.9 KB are 15.8 MB once, 31.6 MB twice.
+    // 2,000 names of 1,000 bytes are 2 MB once; with every other per-member cost, loosely:
     let open_growth = figures[0].0.saturating_sub(before);
     assert!(
-        open_growth < 24 * MIB,
-        "2,000 long room names took {open_growth} bytes: more than one copy each"
+        open_growth < 8 * MIB,
+        "2,000 members of long-named rooms took {open_growth} bytes"
     );
-    // What the first wave left is reused by the second: nothing leaks per member.
+    // What the first wave left is reused by the second: nothing accumulates per member.
     assert!(
-        figures[1].0 < figures[0].0 + 4 * MIB,
+        figures[1].0 < figures[0].0 + MIB,
         "the second wave grew RSS from {} to {}",
         figures[0].0,
         figures[1].0
-    );
-}
-
-#[test]
-#[ignore = "defect (issue 18.4, 'not returned after all left'): after 2,000 members of rooms with 7.9 KB names leave, RSS stays within 3 MiB of its peak (debug build: +16,328 KiB open, +13,808 KiB after; the memory is reused, not leaked: the allocator keeps it)"]
-fn after_two_thousand_members_of_long_named_rooms_leave_most_of_their_memory_is_returned() {
-    let server = Server::start(&["--max-target-length", "8000", "--max-request-size", "16384"]);
-    let before = server.rss_bytes();
-    let clients: Vec<Client> = (0..2000)
-        .map(|index| {
-            let path = format!("/{index:05}{}", "r".repeat(7894));
-            Client::connect(server.address, &path)
-        })
-        .collect();
-    let open = server.rss_bytes();
-    drop(clients);
-    wait_until("every member left", || {
-        server.metric("ws_rooms") == 0.0 && server.metric("ws_open_sockets") <= 1.0
-    });
-    let after = server.rss_bytes();
-    assert!(
-        after.saturating_sub(before) < open.saturating_sub(before) / 2,
-        "RSS {before} before, {open} open, {after} after all left"
     );
 }
 
@@ -362,8 +340,8 @@ fn durations_too_long_for_the_clock_are_refused_with_exit_2_not_a_panic() {
         if !value.is_empty() {
             command.arg(value);
         }
-        let output = command.output().unwrap();
         let option = option.split('=').next().unwrap();
+        let output = exit_within_the_wait(command, &format!("{option} {value}"));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{option} {value}: {stderr}");
         assert!(
@@ -372,6 +350,26 @@ fn durations_too_long_for_the_clock_are_refused_with_exit_2_not_a_panic() {
         );
         assert!(!stderr.contains("panicked"), "{option} {value}: {stderr}");
     }
+}
+
+/// Runs `command` to its exit; a server that accepted the command line and went on to listen
+/// is killed and the test fails.
+fn exit_within_the_wait(mut command: Command, what: &str) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: accepted, the server went on running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 #[test]

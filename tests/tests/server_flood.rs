@@ -101,8 +101,8 @@ impl Chatters {
     }
 }
 
-/// A close frame's code and reason.
-type CloseFrame = (Option<u16>, String);
+/// A close frame's code and reason, and when it came (after the flood began).
+type CloseFrame = (Option<u16>, String, Duration);
 
 /// What the flooder saw.
 #[derive(Debug)]
@@ -154,6 +154,7 @@ impl Flooder {
                 written
             })
         };
+        let began = Instant::now();
         let reader = {
             let stop = stop_reading.clone();
             std::thread::spawn(move || {
@@ -162,7 +163,7 @@ impl Flooder {
                     match client.recv_timeout(Duration::from_millis(100)) {
                         Some(Received::Close(code, reason)) => {
                             closed.store(true, Ordering::Relaxed);
-                            close = Some((code, reason));
+                            close = Some((code, reason, began.elapsed()));
                         }
                         Some(Received::Eof) => return (close, true),
                         _ => {}
@@ -218,7 +219,7 @@ fn a_flooder_is_closed_for_its_rate_while_1000_chatters_lose_nothing() {
         report.frames_written, report.close
     );
     match &report.close {
-        Some((Some(1008), reason)) => assert!(reason.contains("rate limit"), "{reason}"),
+        Some((Some(1008), reason, _)) => assert!(reason.contains("rate limit"), "{reason}"),
         other => panic!("the flooder was not closed with 1008: {other:?} ({report:?})"),
     }
     assert_eq!(server.metric("ws_rate_limited_closes_total"), 1.0);
