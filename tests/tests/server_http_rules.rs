@@ -191,7 +191,7 @@ fn rooms_lists_each_room_with_its_member_count_as_json() {
 }
 
 #[test]
-#[ignore = "defect (issue 18.7, to be fixed in the parser): a head with bare-LF line endings waits for the handshake timeout instead of getting 400"]
+
 fn a_head_with_bare_lf_line_endings_gets_400_at_once() {
     // A handshake timeout far beyond the test's wait: only an answer on the head itself passes.
     let server = Server::start(&["--handshake-timeout", "60s"]);

@@ -95,7 +95,7 @@ fn metrics_listen_off_says_so_at_start_and_the_server_serves_on() {
 }
 
 #[test]
-#[ignore = "defect: with --metrics-listen ADDR or off, GET /metrics on the main port serves the chat page (200 text/html: /metrics is taken for a room path) instead of 404"]
+
 fn with_metrics_elsewhere_or_off_the_main_port_answers_get_metrics_with_404() {
     for metrics_listen in ["127.0.0.1:0", "off"] {
         let (server, _) = start(
@@ -353,7 +353,7 @@ fn the_start_up_line_says_the_settings_in_words() {
 }
 
 #[test]
-#[ignore = "defect: sockets on --metrics-listen count against --max-handshakes like public ones, so while silent sockets on the main port hold every handshake slot, /metrics on its own port is refused at accept (the operator is blind during the attack)"]
+
 fn metrics_on_their_own_port_are_served_while_silent_sockets_hold_every_handshake_slot() {
     let port = free_port();
     let metrics_listen = format!("127.0.0.1:{port}");
