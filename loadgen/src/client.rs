@@ -1,20 +1,38 @@
-//! One client connection: connect, handshake, send probes, decode deliveries.
+//! One client connection as a state machine without sockets: the handshake, frames in and out,
+//! probes, and the accounting of what it receives. The worker's shell (`worker.rs`) owns the
+//! socket and the clock; it tells a client what happened and writes what the client queued.
 //!
-//! Deliveries are parsed straight from the worker's read buffer: a probe is read in place and
-//! recorded; nothing is allocated per message.
+//! The order a caller follows:
+//! 1. [`Client::start_connecting`] when the TCP connect begins, [`Client::handle_connected`]
+//!    when it completes (the upgrade request is queued, or in raw mode the client is open);
+//! 2. [`Client::handle_input`] with every read, the bytes kept from the last read first
+//!    ([`Client::take_pending`]): handshake response, frames, probes;
+//! 3. [`Client::queue_probe`] when the schedule says so;
+//! 4. after each of these, write [`Client::outgoing`] and [`Client::consume_outgoing`] what the
+//!    socket took;
+//! 5. [`Client::timed_out`] now and then while it connects.
+//!
+//! Deliveries are parsed straight from the caller's read buffer: nothing is allocated per
+//! message.
 
-use std::io::{self, Write};
-use std::net::SocketAddr;
-
-use mio::net::TcpStream;
 use protocol::close::{encode_payload, CloseCode};
 use protocol::frame::{encode_frame, encode_header, OpCode, Role, MAX_HEADER_LEN};
 use protocol::handshake::client::ClientHandshake;
 use protocol::mask::apply_mask;
-use protocol::message::Decoder;
-use socket2::{Domain, Protocol, Socket, Type};
+use protocol::message::{Decoder, Event};
+use protocol::Status;
 
+use crate::accounting::ReceiverBook;
+use crate::measurements::{Judge, Measurements, Receiver};
+use crate::plan::Plan;
 use crate::probe::Probe;
+
+/// Handshake responses longer than this are refused.
+pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+/// A raw-mode line longer than this closes the connection.
+const MAX_LINE: usize = 1 << 20;
+/// Largest message a client accepts.
+const MAX_MESSAGE: usize = 64 << 20;
 
 /// Where a client is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +41,19 @@ pub enum State {
     Waiting,
     /// TCP connect under way since this time.
     Connecting { since_ns: u64 },
-    /// Upgrade request sent at this time (connect began at `since_ns`).
+    /// Upgrade request sent; connect began at `since_ns`.
     Handshaking { since_ns: u64 },
     /// The WebSocket is open.
     Open,
     /// Gone: failed, closed by the server, or closed by us at the end.
     Closed,
+}
+
+/// Why a client must be closed, as the shell should report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    /// What happened, e.g. `handshake: HTTP 404` or `closed by server with 1001`.
+    pub reason: String,
 }
 
 /// One connection and what it has seen.
@@ -42,26 +67,22 @@ pub struct Client {
     pub sender: Option<u32>,
     /// Where it is in its life.
     pub state: State,
-    /// The socket, while there is one.
-    pub socket: Option<TcpStream>,
     /// Receive side of the protocol.
-    pub decoder: Decoder,
-    /// Bytes of a cut response head or frame, kept until the next read.
-    pub pending: Vec<u8>,
+    decoder: Decoder,
+    /// Bytes of a cut response head, frame or line, kept until the next read.
+    pending: Vec<u8>,
     /// Bytes to send that the socket has not taken yet.
-    pub outgoing: Vec<u8>,
-    /// Whether `WRITABLE` interest is registered for `outgoing`.
-    pub writable_registered: bool,
+    outgoing: Vec<u8>,
     /// This sender's next message number `k`.
     pub next_k: u64,
-    /// Per sender: 1 + the highest sequence number received (0: none yet).
-    pub highest: Vec<u32>,
-    /// Whether it was open when sending started (its deliveries are expected).
+    /// What it has received, per sender.
+    pub book: ReceiverBook,
+    /// Whether it was open when sending started (its deliveries are owed).
     pub open_at_start: bool,
     /// State of the mask generator.
     rng: u64,
     /// The nonce behind its `Sec-WebSocket-Key`.
-    pub key: [u8; 16],
+    key: [u8; 16],
 }
 
 impl Client {
@@ -72,13 +93,11 @@ impl Client {
             room,
             sender,
             state: State::Waiting,
-            socket: None,
-            decoder: Decoder::new(Role::Client, 64 << 20),
+            decoder: Decoder::new(Role::Client, MAX_MESSAGE),
             pending: Vec::new(),
             outgoing: Vec::new(),
-            writable_registered: false,
             next_k: 0,
-            highest: Vec::new(),
+            book: ReceiverBook::default(),
             open_at_start: false,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             key: [0; 16],
@@ -103,13 +122,235 @@ impl Client {
         (self.next_random() as u32).to_le_bytes()
     }
 
-    /// Queues the upgrade request.
-    pub fn queue_handshake(&mut self, handshake: &ClientHandshake<'_>) {
-        handshake.write_request(&mut self.outgoing);
+    /// The TCP connect began.
+    pub fn start_connecting(&mut self, now: u64) {
+        self.state = State::Connecting { since_ns: now };
     }
 
-    /// Queues a probe message of `payload_len` bytes, framed and masked in place.
-    pub fn queue_probe(&mut self, probe: &Probe, payload_len: usize, binary: bool) {
+    /// The TCP connect completed: queue the upgrade request (RFC 6455 §4.1), or in raw mode
+    /// the client is open at once and the connect time is its handshake time.
+    pub fn handle_connected(&mut self, plan: &Plan, now: u64, measurements: &mut Measurements) {
+        let State::Connecting { since_ns } = self.state else {
+            return;
+        };
+        if plan.raw {
+            measurements
+                .handshake
+                .saturating_record((now.saturating_sub(since_ns) / 1000).max(1));
+            self.state = State::Open;
+            return;
+        }
+        let protocols: Vec<&str> = plan.subprotocols.iter().map(String::as_str).collect();
+        let headers: Vec<(&str, &str)> = plan
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        let handshake = ClientHandshake {
+            host: &plan.host_header,
+            target: &plan.room_targets[self.room as usize],
+            key: self.key,
+            protocols: &protocols,
+            extra_headers: &headers,
+        };
+        handshake.write_request(&mut self.outgoing);
+        self.state = State::Handshaking { since_ns };
+    }
+
+    /// Whether it has been connecting for longer than the plan allows, and at which stage.
+    pub fn timed_out(&self, plan: &Plan, now: u64) -> Option<&'static str> {
+        match self.state {
+            State::Connecting { since_ns }
+                if now.saturating_sub(since_ns) > plan.connect_timeout_ns =>
+            {
+                Some("connect: timed out")
+            }
+            State::Handshaking { since_ns }
+                if now.saturating_sub(since_ns) > plan.connect_timeout_ns =>
+            {
+                Some("handshake: timed out")
+            }
+            _ => None,
+        }
+    }
+
+    /// How many bytes were kept from the last read; the caller puts them at the start of its
+    /// read buffer with [`Client::take_pending`] and reads after them.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Copies the kept bytes to the start of `buffer` (at least [`Client::pending_len`] long)
+    /// and returns their length.
+    pub fn take_pending(&mut self, buffer: &mut [u8]) -> usize {
+        let kept = self.pending.len();
+        buffer[..kept].copy_from_slice(&self.pending);
+        self.pending.clear();
+        kept
+    }
+
+    fn keep(&mut self, rest: &[u8]) {
+        self.pending.clear();
+        self.pending.extend_from_slice(rest);
+        if self.pending.is_empty() && self.pending.capacity() > 4096 {
+            self.pending = Vec::new();
+        }
+    }
+
+    /// Handles bytes read from the server (the kept bytes first). Returns why the connection
+    /// must end, if it must; a close frame to send may then be queued.
+    pub fn handle_input(
+        &mut self,
+        input: &mut [u8],
+        now: u64,
+        plan: &Plan,
+        judge: &Judge,
+        measurements: &mut Measurements,
+    ) -> Result<(), Ending> {
+        let mut start = 0;
+        if let State::Handshaking { since_ns } = self.state {
+            let protocols: Vec<&str> = plan.subprotocols.iter().map(String::as_str).collect();
+            let handshake = ClientHandshake {
+                host: &plan.host_header,
+                target: "",
+                key: self.key,
+                protocols: &protocols,
+                extra_headers: &[],
+            };
+            match handshake.read_response(input) {
+                Ok(Status::Partial) => {
+                    if input.len() > MAX_RESPONSE_HEAD {
+                        return Err(ending("handshake: response head too large"));
+                    }
+                    self.keep(input);
+                    return Ok(());
+                }
+                Ok(Status::Complete(accepted)) => start = accepted.head_len,
+                Err(protocol::Error::UnexpectedStatus(status)) => {
+                    return Err(ending(&format!("handshake: HTTP {status}")));
+                }
+                Err(error) => return Err(ending(&format!("handshake: {error}"))),
+            }
+            let latency_us = now.saturating_sub(since_ns) / 1000;
+            measurements.handshake.saturating_record(latency_us.max(1));
+            self.state = State::Open;
+            if let Some(text) = &plan.first_message {
+                let text = text.clone();
+                self.queue_frame(OpCode::Text, text.as_bytes());
+            }
+        }
+        if self.state != State::Open {
+            return Ok(());
+        }
+        if plan.raw {
+            self.handle_lines(&input[start..], now, judge, measurements)
+        } else {
+            self.handle_frames(&mut input[start..], now, judge, measurements)
+        }
+    }
+
+    /// Raw mode: every complete line is one message; a cut line waits for the next read.
+    fn handle_lines(
+        &mut self,
+        input: &[u8],
+        now: u64,
+        judge: &Judge,
+        measurements: &mut Measurements,
+    ) -> Result<(), Ending> {
+        let mut start = 0;
+        while let Some(end) = input[start..].iter().position(|&b| b == b'\n') {
+            let mut receiver = Receiver {
+                own_sender: self.sender,
+                room: self.room,
+                owed: self.open_at_start,
+                book: &mut self.book,
+            };
+            measurements.record_message(judge, &mut receiver, &input[start..start + end], now);
+            start += end + 1;
+        }
+        if input.len() - start > MAX_LINE {
+            return Err(ending("a line longer than 1 MiB"));
+        }
+        self.keep(&input[start..]);
+        Ok(())
+    }
+
+    fn handle_frames(
+        &mut self,
+        input: &mut [u8],
+        now: u64,
+        judge: &Judge,
+        measurements: &mut Measurements,
+    ) -> Result<(), Ending> {
+        let mut start = 0;
+        loop {
+            let mut receiver = Receiver {
+                own_sender: self.sender,
+                room: self.room,
+                owed: self.open_at_start,
+                book: &mut self.book,
+            };
+            let mut pong: Option<([u8; 125], usize)> = None;
+            let mut closed_with: Option<u16> = None;
+            match self.decoder.decode(&mut input[start..]) {
+                Ok((consumed, event)) => {
+                    start += consumed;
+                    let Some(event) = event else {
+                        self.keep(&input[start..]);
+                        return Ok(());
+                    };
+                    match event {
+                        Event::Text(_) | Event::Binary(_) => {
+                            let data = event.data().expect("text and binary events carry data");
+                            measurements.record_message(judge, &mut receiver, data, now);
+                        }
+                        Event::Ping(payload) => {
+                            let mut copy = [0u8; 125];
+                            let len = payload.len().min(125);
+                            copy[..len].copy_from_slice(&payload[..len]);
+                            pong = Some((copy, len));
+                        }
+                        Event::Pong(_) => {}
+                        Event::Close(close) => {
+                            closed_with = Some(close.code.map_or(1005, |code| code.0));
+                        }
+                    }
+                }
+                Err(error) => {
+                    *measurements
+                        .protocol_errors
+                        .entry(error.to_string())
+                        .or_default() += 1;
+                    self.queue_close(error.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR));
+                    return Err(ending(&format!("server broke a rule: {error}")));
+                }
+            }
+            if let Some((payload, len)) = pong {
+                self.queue_frame(OpCode::Pong, &payload[..len]);
+            }
+            if let Some(code) = closed_with {
+                *measurements.close_codes.entry(code).or_default() += 1;
+                let reply = if code == 1005 {
+                    CloseCode::NORMAL
+                } else {
+                    CloseCode(code)
+                };
+                self.queue_close(reply);
+                return Err(ending(&format!("closed by server with {code}")));
+            }
+        }
+    }
+
+    /// Queues a probe message of `payload_len` bytes, framed and masked in place (or one
+    /// newline-terminated line in raw mode).
+    pub fn queue_probe(&mut self, probe: &Probe, payload_len: usize, binary: bool, raw: bool) {
+        if raw {
+            let start = self.outgoing.len();
+            self.outgoing.resize(start + payload_len, 0);
+            probe.write(&mut self.outgoing[start..start + payload_len - 1]);
+            self.outgoing[start + payload_len - 1] = b'\n';
+            return;
+        }
         let mask = self.next_mask();
         let opcode = if binary { OpCode::Binary } else { OpCode::Text };
         let mut header = [0u8; MAX_HEADER_LEN];
@@ -119,14 +360,6 @@ impl Client {
         self.outgoing.resize(start + payload_len, 0);
         probe.write(&mut self.outgoing[start..]);
         apply_mask(&mut self.outgoing[start..], mask, 0);
-    }
-
-    /// Queues a probe as one newline-terminated line of `payload_len` bytes (raw TCP mode).
-    pub fn queue_line(&mut self, probe: &Probe, payload_len: usize) {
-        let start = self.outgoing.len();
-        self.outgoing.resize(start + payload_len, 0);
-        probe.write(&mut self.outgoing[start..start + payload_len - 1]);
-        self.outgoing[start + payload_len - 1] = b'\n';
     }
 
     /// Queues a whole frame.
@@ -142,51 +375,233 @@ impl Client {
         self.queue_frame(OpCode::Close, &payload);
     }
 
-    /// Writes what is queued. Returns whether everything went out.
-    pub fn flush(&mut self) -> io::Result<bool> {
-        let Some(socket) = self.socket.as_mut() else {
-            self.outgoing.clear();
-            return Ok(true);
-        };
-        let mut written = 0;
-        while written < self.outgoing.len() {
-            match socket.write(&self.outgoing[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(count) => written += count,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) => return Err(error),
-            }
-        }
+    /// The bytes waiting to be written.
+    pub fn outgoing(&self) -> &[u8] {
+        &self.outgoing
+    }
+
+    /// The socket took `written` bytes of [`Client::outgoing`].
+    pub fn consume_outgoing(&mut self, written: usize) {
         self.outgoing.drain(..written);
         if self.outgoing.is_empty() && self.outgoing.capacity() > 64 * 1024 {
             self.outgoing = Vec::new();
         }
-        Ok(self.outgoing.is_empty())
+    }
+
+    /// The connection is gone: let go of buffers.
+    pub fn close(&mut self) {
+        self.state = State::Closed;
+        self.pending = Vec::new();
+        self.outgoing = Vec::new();
     }
 }
 
-/// Starts a non-blocking connect to `address`, from `source` if given.
-pub fn start_connect(
-    address: SocketAddr,
-    source: Option<std::net::IpAddr>,
-) -> io::Result<TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_nonblocking(true)?;
-    socket.set_nodelay(true)?;
-    if let Some(ip) = source {
-        socket.bind(&SocketAddr::new(ip, 0).into())?;
+fn ending(reason: &str) -> Ending {
+    Ending {
+        reason: reason.to_owned(),
     }
-    match socket.connect(&address.into()) {
-        Ok(()) => {}
-        Err(error)
-            if error.raw_os_error() == Some(115) // EINPROGRESS
-                || error.kind() == io::ErrorKind::WouldBlock => {}
-        Err(error) => return Err(error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::RunKind;
+    use crate::schedule::Schedule;
+    use protocol::handshake::accept_value;
+
+    fn plan() -> Plan {
+        Plan {
+            kind: RunKind::Fanout,
+            address: "127.0.0.1:1".parse().unwrap(),
+            host_header: "example".into(),
+            room_targets: vec!["/".into()],
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            first_message: Some("join".into()),
+            source_ips: Vec::new(),
+            connect_rate: 1000.0,
+            connect_timeout_ns: 1_000_000_000,
+            threads: 1,
+            payload: 64,
+            binary: false,
+            raw: false,
+            run_id: 9,
+            rate: 1000.0,
+            senders: 2,
+            rooms: 1,
+            expect_self: None,
+            warmup_s: 0.0,
+            duration_s: 1.0,
+        }
     }
-    Ok(TcpStream::from_std(std::net::TcpStream::from(socket)))
+
+    fn judge() -> Judge {
+        Judge {
+            schedule: Some(Schedule::new(0, 1000.0, 2, 0.0, 1.0)),
+            echo: false,
+            run_id: 9,
+            rooms: 1,
+            expect_self: None,
+        }
+    }
+
+    /// A client through its handshake, answered by a correct server in memory.
+    fn open_client(measurements: &mut Measurements) -> Client {
+        let plan = plan();
+        let mut client = Client::new(0, 0, Some(0), 42);
+        client.start_connecting(1_000);
+        client.handle_connected(&plan, 2_000, measurements);
+        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        let key = request
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
+        let len = client.outgoing().len();
+        client.consume_outgoing(len);
+        let mut response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            accept_value(key.as_bytes())
+        )
+        .into_bytes();
+        client
+            .handle_input(&mut response, 5_000, &plan, &judge(), measurements)
+            .unwrap();
+        client
+    }
+
+    fn server_frame(payload: &[u8]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, true, OpCode::Text, payload, None);
+        wire
+    }
+
+    fn probe(sender: u32, sequence: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; 64];
+        Probe {
+            run: 9,
+            sender,
+            sequence,
+            intended_ns: 0,
+        }
+        .write(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn the_handshake_opens_the_client_and_sends_the_first_message() {
+        let mut measurements = Measurements::tracking(1000);
+        let client = open_client(&mut measurements);
+        assert_eq!(client.state, State::Open);
+        assert_eq!(measurements.handshake.len(), 1);
+        // The first message went out as a masked text frame.
+        let mut decoder = Decoder::new(Role::Server, 1024);
+        let mut wire = client.outgoing().to_vec();
+        let (_, event) = decoder.decode(&mut wire).unwrap();
+        assert_eq!(event, Some(Event::Text("join")));
+    }
+
+    #[test]
+    fn a_refused_handshake_ends_with_the_status() {
+        let plan = plan();
+        let mut measurements = Measurements::default();
+        let mut client = Client::new(0, 0, None, 1);
+        client.start_connecting(0);
+        client.handle_connected(&plan, 1, &mut measurements);
+        let mut response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let ending = client
+            .handle_input(&mut response, 2, &plan, &judge(), &mut measurements)
+            .unwrap_err();
+        assert_eq!(ending.reason, "handshake: HTTP 404");
+    }
+
+    #[test]
+    fn frames_cut_anywhere_are_all_recorded_once() {
+        let plan = plan();
+        let mut wire = Vec::new();
+        for sequence in 0..5 {
+            wire.extend_from_slice(&server_frame(&probe(1, sequence)));
+        }
+        for cut in 1..wire.len() {
+            let mut measurements = Measurements::tracking(1000);
+            let mut client = open_client(&mut measurements);
+            client.open_at_start = true;
+            for piece in [&wire[..cut], &wire[cut..]] {
+                let mut buffer = vec![0u8; 4096];
+                let kept = client.take_pending(&mut buffer);
+                buffer[kept..kept + piece.len()].copy_from_slice(piece);
+                client
+                    .handle_input(
+                        &mut buffer[..kept + piece.len()],
+                        1_000_000,
+                        &plan,
+                        &judge(),
+                        &mut measurements,
+                    )
+                    .unwrap();
+            }
+            assert_eq!(measurements.received, 5, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_ping_is_answered_and_a_close_ends_the_client() {
+        let plan = plan();
+        let mut measurements = Measurements::default();
+        let mut client = open_client(&mut measurements);
+        let len = client.outgoing().len();
+        client.consume_outgoing(len);
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, true, OpCode::Ping, b"abc", None);
+        let mut close = Vec::new();
+        encode_payload(&mut close, CloseCode::GOING_AWAY, "bye");
+        encode_frame(&mut wire, true, OpCode::Close, &close, None);
+        let ending = client
+            .handle_input(&mut wire, 1, &plan, &judge(), &mut measurements)
+            .unwrap_err();
+        assert_eq!(ending.reason, "closed by server with 1001");
+        assert_eq!(measurements.close_codes.get(&1001), Some(&1));
+        let mut decoder = Decoder::new(Role::Server, 1024);
+        let mut out = client.outgoing().to_vec();
+        let (consumed, event) = decoder.decode(&mut out).unwrap();
+        assert_eq!(event, Some(Event::Pong(b"abc")));
+        let (_, event) = decoder.decode(&mut out[consumed..]).unwrap();
+        assert!(matches!(event, Some(Event::Close(_))));
+    }
+
+    #[test]
+    fn a_masked_server_frame_is_a_protocol_error_answered_with_1002() {
+        let plan = plan();
+        let mut measurements = Measurements::default();
+        let mut client = open_client(&mut measurements);
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, true, OpCode::Text, b"hi", Some([1, 2, 3, 4]));
+        let ending = client
+            .handle_input(&mut wire, 1, &plan, &judge(), &mut measurements)
+            .unwrap_err();
+        assert!(
+            ending.reason.starts_with("server broke a rule"),
+            "{ending:?}"
+        );
+        assert_eq!(measurements.protocol_errors.len(), 1);
+    }
+
+    #[test]
+    fn raw_mode_reads_lines_and_keeps_a_cut_one() {
+        let mut plan = plan();
+        plan.raw = true;
+        let mut measurements = Measurements::tracking(1000);
+        let mut client = Client::new(0, 0, None, 1);
+        client.open_at_start = true;
+        client.start_connecting(0);
+        client.handle_connected(&plan, 1_000, &mut measurements);
+        assert_eq!(client.state, State::Open);
+        let mut lines = probe(0, 0);
+        lines.push(b'\n');
+        lines.extend_from_slice(&probe(0, 1)[..30]);
+        client
+            .handle_input(&mut lines, 1, &plan, &judge(), &mut measurements)
+            .unwrap();
+        assert_eq!(measurements.received, 1);
+        assert_eq!(client.pending_len(), 30);
+    }
 }

@@ -6,12 +6,16 @@
 //! line each second, then stops the workers and merges their histograms (`report.rs`).
 #![forbid(unsafe_code)]
 
+mod accounting;
 mod cli;
 mod client;
+mod measurements;
+mod plan;
 mod probe;
 mod report;
 mod schedule;
 mod system;
+mod transport;
 mod worker;
 
 use std::net::ToSocketAddrs;
@@ -24,10 +28,11 @@ use clap::Parser;
 use protocol::url::WsUrl;
 
 use crate::cli::{Cli, Common, ExpectSelf, MessageArgs, Run};
+use crate::plan::{Plan, RunKind};
 use crate::probe::PROBE_HEADER_LEN;
 use crate::report::{format_us, hgrm, Report, Resources, RunDescription};
 use crate::schedule::{Clock, Schedule};
-use crate::worker::{new_histogram, Plan, RunKind, Shared, Worker};
+use crate::worker::{new_histogram, Shared, Worker};
 
 /// Most messages a run may schedule: completion tracking keeps 12 bytes per message per thread.
 const MAX_MESSAGES: f64 = 50_000_000.0;
@@ -193,6 +198,8 @@ fn plan_from(cli: Cli) -> Result<Planned, String> {
         run_id,
         rate,
         senders,
+        rooms: common.rooms,
+        expect_self,
         warmup_s: message.warmup.as_secs_f64(),
         duration_s: message.duration.as_secs_f64(),
     };

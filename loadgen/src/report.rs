@@ -7,8 +7,13 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+use crate::accounting::{Owed, Tally};
+use crate::measurements::{new_histogram, Measurements, ReceiverRecord};
+use crate::plan::RunKind;
 use crate::schedule::Schedule;
-use crate::worker::{new_histogram, RunKind, WorkerResult};
+
+/// Receivers with an anomaly listed one by one in the JSON; the sums count them all.
+const MAX_LISTED_RECEIVERS: usize = 100;
 
 /// What the run was asked to do, for the report's header.
 #[derive(Debug, Clone)]
@@ -76,12 +81,20 @@ pub struct Report {
     /// Deliveries beyond what was expected (to the wrong room, or to a sender not expected to
     /// get its own message).
     pub unexpected: u64,
-    /// Duplicated deliveries.
+    /// Copies after the first, however late.
     pub duplicates: u64,
     /// Deliveries out of order.
     pub out_of_order: u64,
     /// Messages that were not probes.
     pub non_probe: u64,
+    /// Messages that carried more than one probe.
+    pub multi_probe: u64,
+    /// Receivers settled.
+    pub receivers: u64,
+    /// Receivers that lost at least one delivery.
+    pub receivers_with_loss: u64,
+    /// The first receivers with an anomaly, and their tallies.
+    pub anomalies: Vec<(u32, Tally)>,
     /// Probes of another run or client.
     pub foreign: u64,
     /// Whether senders get their own messages, and whether that was detected or stated.
@@ -113,11 +126,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// Merges the workers' results.
+    /// Merges the workers' results and settles every receiver's accounting.
     pub fn merge(
         run: RunDescription,
         schedule: Option<Schedule>,
-        results: Vec<WorkerResult>,
+        results: Vec<Measurements>,
         resources: Resources,
     ) -> Report {
         let mut handshake = new_histogram();
@@ -129,13 +142,13 @@ impl Report {
         let mut protocol_errors = BTreeMap::new();
         let mut disconnects = BTreeMap::new();
         let mut sent_by_sender: BTreeMap<u32, u64> = BTreeMap::new();
-        let mut room_members: BTreeMap<u32, u64> = BTreeMap::new();
         let tracked = results.iter().map(|r| r.arrivals.len()).max().unwrap_or(0);
         let mut arrivals = vec![0u64; tracked];
         let mut last_arrival = vec![0u64; tracked];
-        let (mut duplicates, mut out_of_order, mut non_probe, mut foreign) = (0, 0, 0, 0);
+        let (mut non_probe, mut multi_probe, mut foreign) = (0, 0, 0);
         let (mut self_deliveries, mut open_at_end, mut connected) = (0, 0, 0);
-        for result in &results {
+        let mut receivers = Vec::new();
+        for result in results {
             let _ = handshake.add(&result.handshake);
             let _ = delivery.add(&result.delivery);
             let _ = delivery_warmup.add(&result.delivery_warmup);
@@ -145,7 +158,6 @@ impl Report {
             merge_counts(&mut protocol_errors, &result.protocol_errors);
             merge_counts(&mut disconnects, &result.disconnects);
             merge_counts(&mut sent_by_sender, &result.sent_by_sender);
-            merge_counts(&mut room_members, &result.room_members_at_start);
             for (n, (&count, &last)) in result
                 .arrivals
                 .iter()
@@ -155,56 +167,88 @@ impl Report {
                 arrivals[n] += u64::from(count);
                 last_arrival[n] = last_arrival[n].max(last);
             }
-            duplicates += result.duplicates;
-            out_of_order += result.out_of_order;
             non_probe += result.non_probe;
+            multi_probe += result.multi_probe;
             foreign += result.foreign;
             self_deliveries += result.self_deliveries;
             open_at_end += result.open_at_end;
             connected += result.handshake.len();
+            receivers.extend(result.receivers);
         }
         let (self_echo, self_echo_source) = match (run.kind, run.expect_self) {
             (RunKind::Echo, _) => (true, "echo run"),
             (_, Some(stated)) => (stated, "stated"),
             (_, None) => (self_deliveries > 0, "detected"),
         };
+        let rooms = run.rooms.max(1);
 
-        let mut completion = new_histogram();
-        let (
-            mut sent,
-            mut sent_warmup,
-            mut expected,
-            mut received,
-            mut lost,
-            mut unexpected,
-            mut incomplete,
-        ) = (0, 0, 0, 0, 0, 0, 0);
+        // Messages each sender sent in the measured window, and who they were owed to.
+        let mut sent_measured: BTreeMap<u32, u64> = BTreeMap::new();
+        let (mut sent, mut sent_warmup) = (0, 0);
         if let Some(schedule) = schedule {
             for (&sender, &count) in &sent_by_sender {
-                let room = sender % run.rooms.max(1);
-                let members = room_members.get(&room).copied().unwrap_or(0);
-                let receivers = match run.kind {
-                    RunKind::Echo => 1,
-                    _ if self_echo => members,
-                    _ => members.saturating_sub(1),
-                };
+                for k in 0..count {
+                    if schedule.is_warmup(schedule.message_number(sender, k)) {
+                        sent_warmup += 1;
+                    } else {
+                        sent += 1;
+                        *sent_measured.entry(sender).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let owes = |record: &ReceiverRecord, sender: u32| -> bool {
+            record.owed
+                && match run.kind {
+                    RunKind::Echo => record.own_sender == Some(sender),
+                    _ => {
+                        sender % rooms == record.room
+                            && (self_echo || record.own_sender != Some(sender))
+                    }
+                }
+        };
+        let mut tally = Tally::default();
+        let mut anomalies = Vec::new();
+        let mut receivers_with_loss = 0u64;
+        let mut receivers_per_sender: BTreeMap<u32, u64> = BTreeMap::new();
+        for record in &receivers {
+            let owed: Vec<Owed> = sent_measured
+                .iter()
+                .filter(|(&sender, _)| owes(record, sender))
+                .map(|(&sender, &messages)| Owed {
+                    sender: if run.kind == RunKind::Echo { 0 } else { sender },
+                    messages,
+                })
+                .collect();
+            for (&sender, _) in sent_by_sender.iter().filter(|(&s, _)| owes(record, s)) {
+                *receivers_per_sender.entry(sender).or_default() += 1;
+            }
+            let own = record.book.settle(&owed);
+            tally.add(&own);
+            if own.lost > 0 {
+                receivers_with_loss += 1;
+            }
+            if own.has_anomaly() && anomalies.len() < MAX_LISTED_RECEIVERS {
+                anomalies.push((record.client, own));
+            }
+        }
+
+        let mut completion = new_histogram();
+        let mut incomplete = 0;
+        if let Some(schedule) = schedule {
+            for (&sender, &count) in &sent_by_sender {
+                let owed_to = receivers_per_sender.get(&sender).copied().unwrap_or(0);
                 for k in 0..count {
                     let n = schedule.message_number(sender, k);
-                    if schedule.is_warmup(n) {
-                        sent_warmup += 1;
+                    if schedule.is_warmup(n) || owed_to == 0 {
                         continue;
                     }
-                    sent += 1;
-                    expected += receivers;
                     let got = arrivals.get(n as usize).copied().unwrap_or(0);
-                    received += got;
-                    lost += receivers.saturating_sub(got);
-                    unexpected += got.saturating_sub(receivers);
-                    if got >= receivers && receivers > 0 {
+                    if got >= owed_to {
                         let latency =
                             last_arrival[n as usize].saturating_sub(schedule.intended_ns(n)) / 1000;
                         completion.saturating_record(latency.max(1));
-                    } else if receivers > 0 {
+                    } else {
                         incomplete += 1;
                     }
                 }
@@ -218,14 +262,18 @@ impl Report {
             handshake,
             sent,
             sent_warmup,
-            expected,
-            received,
-            lost,
-            unexpected,
-            duplicates,
-            out_of_order,
+            expected: tally.expected,
+            received: tally.received,
+            lost: tally.lost,
+            unexpected: tally.unexpected,
+            duplicates: tally.duplicated,
+            out_of_order: tally.out_of_order,
             non_probe,
+            multi_probe,
             foreign,
+            receivers: receivers.len() as u64,
+            receivers_with_loss,
+            anomalies,
             self_echo,
             self_echo_source,
             delivery,
@@ -282,11 +330,7 @@ impl Report {
     pub fn table(&self) -> String {
         let run = &self.run;
         let mut out = String::new();
-        let kind = match run.kind {
-            RunKind::Fanout => "fanout",
-            RunKind::Echo => "echo",
-            RunKind::Connect => "connect",
-        };
+        let kind = run.kind.name();
         let _ = write!(out, "loadgen {kind}: {}, {} clients", run.url, run.clients);
         if run.kind != RunKind::Connect {
             let _ = write!(
@@ -332,14 +376,32 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "{:<18}{:.0} deliveries/s; senders get their own messages: {} ({}); non-probe messages {}, foreign probes {}",
+                "{:<18}{:.0} deliveries/s; senders get their own messages: {} ({}); non-probe messages {}, messages with several probes {}, foreign probes {}",
                 "",
                 self.deliveries_per_second(),
                 if self.self_echo { "yes" } else { "no" },
                 self.self_echo_source,
                 self.non_probe,
+                self.multi_probe,
                 self.foreign
             );
+            if let Some((client, worst)) = self
+                .anomalies
+                .iter()
+                .max_by_key(|(_, t)| t.lost + t.duplicated + t.unexpected)
+            {
+                let _ = writeln!(
+                    out,
+                    "{:<18}{} of {} receivers lost deliveries; e.g. client {client}: lost {}, duplicated {}, out of order {}, unexpected {}",
+                    "per receiver",
+                    self.receivers_with_loss,
+                    self.receivers,
+                    worst.lost,
+                    worst.duplicated,
+                    worst.out_of_order,
+                    worst.unexpected
+                );
+            }
             let _ = writeln!(
                 out,
                 "{:<18}{}",
@@ -428,7 +490,7 @@ impl Report {
         let run = &self.run;
         json!({
             "run": {
-                "kind": format!("{:?}", run.kind).to_lowercase(),
+                "kind": run.kind.name(),
                 "url": run.url,
                 "clients": run.clients,
                 "senders": run.senders,
@@ -458,6 +520,18 @@ impl Report {
                 "out_of_order": self.out_of_order,
                 "unexpected": self.unexpected,
                 "non_probe_messages": self.non_probe,
+                "multi_probe_messages": self.multi_probe,
+                "receivers": self.receivers,
+                "receivers_with_loss": self.receivers_with_loss,
+                "per_receiver": self.anomalies.iter().map(|(client, tally)| json!({
+                    "client": client,
+                    "expected": tally.expected,
+                    "received": tally.received,
+                    "lost": tally.lost,
+                    "duplicated": tally.duplicated,
+                    "out_of_order": tally.out_of_order,
+                    "unexpected": tally.unexpected,
+                })).collect::<Vec<_>>(),
                 "foreign_probes": self.foreign,
                 "per_second": self.deliveries_per_second(),
                 "self_echo": self.self_echo,
