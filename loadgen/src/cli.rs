@@ -73,9 +73,18 @@ pub struct ConnectArgs {
 /// Options of the messages sent.
 #[derive(Debug, Args)]
 pub struct MessageArgs {
-    /// Payload size in bytes (at least 56: the probe header).
+    /// Payload size in bytes (at least 56: the probe header). With --message, the probe is
+    /// padded so that the whole message is at least this long.
     #[arg(long, default_value_t = 64)]
     pub payload: usize,
+    /// The message to send, with `{probe}` where the probe goes, for servers with their own
+    /// protocol, e.g. '{"type":"say","text":"{probe}"}'. `{room}`, `{client}` and `{sender}`
+    /// are filled per sender.
+    #[arg(long, conflicts_with = "message_file")]
+    pub message: Option<String>,
+    /// Like --message, the template read from a file (a trailing newline is dropped).
+    #[arg(long)]
+    pub message_file: Option<PathBuf>,
     /// Send binary frames instead of text frames.
     #[arg(long)]
     pub binary: bool,
@@ -120,13 +129,15 @@ pub struct Common {
     /// (default: the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// An extra request header, `Name: value` (repeatable).
+    /// An extra request header, `Name: value` (repeatable). `{room}`, `{client}` and
+    /// `{sender}` in the value are filled per client.
     #[arg(long = "header", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
     /// A subprotocol to offer (repeatable).
     #[arg(long = "subprotocol")]
     pub subprotocols: Vec<String>,
     /// Text each client sends right after its handshake (a join or subscribe message).
+    /// `{room}`, `{client}` and `{sender}` are filled per client.
     #[arg(long)]
     pub first_message: Option<String>,
     /// Speak newline-framed text over plain TCP instead of WebSocket (for the raw TCP fan-out

@@ -25,7 +25,8 @@ use protocol::Status;
 use crate::accounting::ReceiverBook;
 use crate::measurements::{Judge, Measurements, Receiver};
 use crate::plan::Plan;
-use crate::probe::Probe;
+use crate::probe::{Probe, PROBE_HEADER_LEN};
+use crate::template::{Envelope, Placeholders};
 
 /// Handshake responses longer than this are refused.
 pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
@@ -83,6 +84,8 @@ pub struct Client {
     rng: u64,
     /// The nonce behind its `Sec-WebSocket-Key`.
     key: [u8; 16],
+    /// The text around its probes (empty without a template).
+    envelope: Envelope,
 }
 
 impl Client {
@@ -101,12 +104,31 @@ impl Client {
             open_at_start: false,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             key: [0; 16],
+            envelope: Envelope::default(),
         };
         let first = client.next_random().to_le_bytes();
         let second = client.next_random().to_le_bytes();
         client.key[..8].copy_from_slice(&first);
         client.key[8..].copy_from_slice(&second);
         client
+    }
+
+    /// A client of `plan`: its sends are wrapped in the plan's message template, if any.
+    pub fn for_plan(plan: &Plan, id: u32, room: u32, sender: Option<u32>, seed: u64) -> Self {
+        let mut client = Client::new(id, room, sender, seed);
+        if let (Some(template), Some(_)) = (&plan.message_template, sender) {
+            client.envelope = template.envelope(&client.placeholders());
+        }
+        client
+    }
+
+    /// Who it is, for `{room}`, `{client}` and `{sender}`.
+    pub fn placeholders(&self) -> Placeholders {
+        Placeholders {
+            room: self.room,
+            client: self.id,
+            sender: self.sender,
+        }
     }
 
     /// xorshift64*: masking keys need not be secret from a load generator's own server under
@@ -141,10 +163,15 @@ impl Client {
             return;
         }
         let protocols: Vec<&str> = plan.subprotocols.iter().map(String::as_str).collect();
-        let headers: Vec<(&str, &str)> = plan
+        let who = self.placeholders();
+        let filled: Vec<(&str, String)> = plan
             .headers
             .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .map(|(name, value)| (name.as_str(), who.fill(value)))
+            .collect();
+        let headers: Vec<(&str, &str)> = filled
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
             .collect();
         let handshake = ClientHandshake {
             host: &plan.host_header,
@@ -235,7 +262,7 @@ impl Client {
             measurements.handshake.saturating_record(latency_us.max(1));
             self.state = State::Open;
             if let Some(text) = &plan.first_message {
-                let text = text.clone();
+                let text = self.placeholders().fill(text);
                 self.queue_frame(OpCode::Text, text.as_bytes());
             }
         }
@@ -341,25 +368,39 @@ impl Client {
         }
     }
 
-    /// Queues a probe message of `payload_len` bytes, framed and masked in place (or one
-    /// newline-terminated line in raw mode).
+    /// Queues a probe message of at least `payload_len` bytes, framed and masked in place, or
+    /// one newline-terminated line in raw mode. With a template, the probe sits in its envelope
+    /// and is padded so that the whole message is at least `payload_len` bytes.
     pub fn queue_probe(&mut self, probe: &Probe, payload_len: usize, binary: bool, raw: bool) {
-        if raw {
-            let start = self.outgoing.len();
-            self.outgoing.resize(start + payload_len, 0);
-            probe.write(&mut self.outgoing[start..start + payload_len - 1]);
-            self.outgoing[start + payload_len - 1] = b'\n';
-            return;
-        }
-        let mask = self.next_mask();
-        let opcode = if binary { OpCode::Binary } else { OpCode::Text };
-        let mut header = [0u8; MAX_HEADER_LEN];
-        let header_len = encode_header(&mut header, true, opcode, payload_len as u64, Some(mask));
-        self.outgoing.extend_from_slice(&header[..header_len]);
+        let around = self.envelope.before.len() + self.envelope.after.len();
+        let line_end = usize::from(raw);
+        let probe_len = payload_len
+            .saturating_sub(around + line_end)
+            .max(PROBE_HEADER_LEN);
+        let message_len = around + probe_len + line_end;
+        let mask = if raw {
+            None
+        } else {
+            let mask = self.next_mask();
+            let opcode = if binary { OpCode::Binary } else { OpCode::Text };
+            let mut header = [0u8; MAX_HEADER_LEN];
+            let header_len =
+                encode_header(&mut header, true, opcode, message_len as u64, Some(mask));
+            self.outgoing.extend_from_slice(&header[..header_len]);
+            Some(mask)
+        };
         let start = self.outgoing.len();
-        self.outgoing.resize(start + payload_len, 0);
-        probe.write(&mut self.outgoing[start..]);
-        apply_mask(&mut self.outgoing[start..], mask, 0);
+        self.outgoing.extend_from_slice(&self.envelope.before);
+        let probe_start = self.outgoing.len();
+        self.outgoing.resize(probe_start + probe_len, 0);
+        probe.write(&mut self.outgoing[probe_start..]);
+        self.outgoing.extend_from_slice(&self.envelope.after);
+        if raw {
+            self.outgoing.push(b'\n');
+        }
+        if let Some(mask) = mask {
+            apply_mask(&mut self.outgoing[start..], mask, 0);
+        }
     }
 
     /// Queues a whole frame.
@@ -423,6 +464,7 @@ mod tests {
             connect_timeout_ns: 1_000_000_000,
             threads: 1,
             payload: 64,
+            message_template: None,
             binary: false,
             raw: false,
             run_id: 9,
@@ -583,6 +625,72 @@ mod tests {
             "{ending:?}"
         );
         assert_eq!(measurements.protocol_errors.len(), 1);
+    }
+
+    #[test]
+    fn a_template_wraps_each_probe_with_the_senders_placeholders_filled() {
+        let mut plan = plan();
+        plan.message_template = Some(
+            crate::template::MessageTemplate::parse(r#"{"room":"{room}","text":"{probe}"}"#)
+                .unwrap(),
+        );
+        plan.payload = 100;
+        let mut client = Client::for_plan(&plan, 5, 1, Some(5), 3);
+        let probe = Probe {
+            run: 9,
+            sender: 5,
+            sequence: 0,
+            intended_ns: 7,
+        };
+        client.queue_probe(&probe, plan.payload, false, false);
+        let mut decoder = Decoder::new(Role::Server, 1024);
+        let mut wire = client.outgoing().to_vec();
+        let (_, event) = decoder.decode(&mut wire).unwrap();
+        let Some(Event::Text(text)) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(text.len(), 100);
+        assert!(text.starts_with(r#"{"room":"1","text":"LG1 "#), "{text}");
+        assert!(text.ends_with(r#"."}"#), "{text}");
+        assert_eq!(
+            crate::probe::Probes::new(text.as_bytes()).collect::<Vec<_>>(),
+            vec![probe]
+        );
+    }
+
+    #[test]
+    fn headers_and_the_first_message_are_filled_per_client() {
+        let mut plan = plan();
+        plan.headers = vec![("Authorization".into(), "Bearer user-{client}".into())];
+        plan.first_message = Some(r#"{"join":"room{room}","as":"{sender}"}"#.into());
+        let mut measurements = Measurements::default();
+        let mut client = Client::for_plan(&plan, 12, 0, Some(3), 1);
+        client.start_connecting(0);
+        client.handle_connected(&plan, 1, &mut measurements);
+        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        assert!(
+            request.contains("Authorization: Bearer user-12\r\n"),
+            "{request}"
+        );
+        let key = request
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .to_owned();
+        let len = client.outgoing().len();
+        client.consume_outgoing(len);
+        let mut response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            accept_value(key.as_bytes())
+        )
+        .into_bytes();
+        client
+            .handle_input(&mut response, 5, &plan, &judge(), &mut measurements)
+            .unwrap();
+        let mut decoder = Decoder::new(Role::Server, 1024);
+        let mut wire = client.outgoing().to_vec();
+        let (_, event) = decoder.decode(&mut wire).unwrap();
+        assert_eq!(event, Some(Event::Text(r#"{"join":"room0","as":"3"}"#)));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod probe;
 mod report;
 mod schedule;
 mod system;
+mod template;
 mod transport;
 mod worker;
 
@@ -32,6 +33,7 @@ use crate::plan::{Plan, RunKind};
 use crate::probe::PROBE_HEADER_LEN;
 use crate::report::{format_us, hgrm, Report, Resources, RunDescription};
 use crate::schedule::{Clock, Schedule};
+use crate::template::MessageTemplate;
 use crate::worker::{new_histogram, Shared, Worker};
 
 /// Most messages a run may schedule: completion tracking keeps 12 bytes per message per thread.
@@ -120,13 +122,30 @@ fn plan_from(cli: Cli) -> Result<Planned, String> {
     }
     let message = message.unwrap_or(MessageArgs {
         payload: PROBE_HEADER_LEN,
+        message: None,
+        message_file: None,
         binary: false,
         duration: Duration::ZERO,
         warmup: Duration::ZERO,
         drain: Duration::ZERO,
     });
+    let template_text = match (&message.message, &message.message_file) {
+        (Some(text), _) => Some(text.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|error| format!("cannot read --message-file {}: {error}", path.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let message_template = template_text
+        .as_deref()
+        .map(MessageTemplate::parse)
+        .transpose()
+        .map_err(|error| format!("--message: {error}"))?;
     if kind != RunKind::Connect {
-        if message.payload < PROBE_HEADER_LEN {
+        if message.payload < PROBE_HEADER_LEN && message_template.is_none() {
             return Err(format!(
                 "--payload must be at least {PROBE_HEADER_LEN} bytes (the probe header)"
             ));
@@ -193,6 +212,7 @@ fn plan_from(cli: Cli) -> Result<Planned, String> {
         connect_timeout_ns: common.connect_timeout.as_nanos() as u64,
         threads,
         payload: message.payload,
+        message_template,
         binary: message.binary,
         raw: common.raw,
         run_id,

@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::template::MessageTemplate;
+
 /// What kind of run this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunKind {
@@ -55,8 +57,10 @@ pub struct Plan {
     pub connect_timeout_ns: u64,
     /// Number of worker threads.
     pub threads: usize,
-    /// Probe payload size.
+    /// Probe payload size (with a template: the least size of the whole message).
     pub payload: usize,
+    /// The message around each probe, when the server has a protocol of its own.
+    pub message_template: Option<MessageTemplate>,
     /// Binary frames instead of text.
     pub binary: bool,
     /// Newline-framed text over plain TCP instead of WebSocket.

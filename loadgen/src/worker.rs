@@ -108,7 +108,7 @@ impl Worker {
                     RunKind::Connect => None,
                 };
                 let seed = (u64::from(plan.run_id) << 32) | u64::from(id);
-                Client::new(id, id % rooms, sender, seed)
+                Client::for_plan(&plan, id, id % rooms, sender, seed)
             })
             .collect();
         let senders = clients
