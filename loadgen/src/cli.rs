@@ -6,13 +6,25 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::threshold::Threshold;
+
 /// A fan-out latency meter for any ws:// server.
 ///
 /// Latency is measured from each message's *intended* send time on a fixed schedule (open
 /// loop), so a stall of the server, or of this tool, is counted rather than hidden. Every
 /// delivery is accounted for: expected, received, lost, duplicated, out of order.
+///
+/// Every run ends with a verdict, `valid` or `invalid: <reasons>`.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version)]
+#[command(
+    name = "loadgen",
+    version,
+    after_help = "Exit status: 0 the run happened (whatever the server did; see the verdict), \
+1 it could not (nothing connected, an output could not be written), 2 bad command line or \
+a run that cannot fit (open files), 3 the run was invalid and --fail-on invalid was given, \
+4 a --threshold was crossed, 130 interrupted by SIGINT or SIGTERM (the summary and the \
+--json/--hgrm files of what was measured are still written)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub run: Run,
@@ -66,6 +78,7 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub common: Common,
     /// How long to hold the connections open before counting how many are still open.
+    /// `--hgrm` writes the handshake latencies.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub hold: Duration,
 }
@@ -164,6 +177,22 @@ pub struct Common {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Exit with status 3 when the run is invalid (see the verdict line).
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// A pass/fail criterion, k6 style (repeatable): `p99<50ms`, `lost==0`, `lost<0.1%`,
+    /// `completion_p99<200ms`, `handshake_p99<1s`, `failed==0`, `deliveries_per_s>=1e6`.
+    /// A crossed threshold exits with status 4.
+    #[arg(long = "threshold", value_parser = Threshold::parse)]
+    pub thresholds: Vec<Threshold>,
+}
+
+/// What makes the exit status non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// An invalid run (failed connections, lost senders, schedule not kept, loadgen
+    /// saturated, nothing measured, server gone).
+    Invalid,
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h`, or a number of seconds.

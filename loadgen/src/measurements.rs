@@ -79,6 +79,8 @@ pub struct Measurements {
     pub sent_by_sender: BTreeMap<u32, u64>,
     /// First copies of probes received (measured window).
     pub received: u64,
+    /// When the latest of them arrived (ns).
+    pub last_delivery_ns: u64,
     /// Messages that carried no probe (a welcome text, a join notice).
     pub non_probe: u64,
     /// Messages that carried more than one probe (a server that batches).
@@ -113,6 +115,7 @@ impl Default for Measurements {
             last_arrival_ns: Vec::new(),
             sent_by_sender: BTreeMap::new(),
             received: 0,
+            last_delivery_ns: 0,
             non_probe: 0,
             multi_probe: 0,
             foreign: 0,
@@ -193,6 +196,7 @@ impl Measurements {
             self.delivery.saturating_record(latency_us);
             self.progress.saturating_record(latency_us);
             self.received += 1;
+            self.last_delivery_ns = self.last_delivery_ns.max(now);
         } else {
             self.delivery_warmup.saturating_record(latency_us);
         }

@@ -49,6 +49,8 @@ pub struct Shared {
     pub received: AtomicU64,
     /// Intended time of the first message; 0 until the main thread starts the run.
     pub start_ns: AtomicU64,
+    /// No message intended at or after this time is sent (set on SIGINT/SIGTERM).
+    pub halt_ns: AtomicU64,
     /// Set by the main thread when the run is over.
     pub stop: AtomicBool,
     /// Deliveries recorded since start, merged by each worker about once a second.
@@ -303,6 +305,7 @@ impl Worker {
         if !self.plan.kind.sends() {
             return None;
         }
+        let halt_ns = self.shared.halt_ns.load(Ordering::Relaxed);
         let mut next_due: Option<u64> = None;
         for position in 0..self.senders.len() {
             let index = self.senders[position];
@@ -318,6 +321,9 @@ impl Worker {
                     break;
                 }
                 let intended_ns = schedule.intended_ns(n);
+                if intended_ns >= halt_ns {
+                    break;
+                }
                 if intended_ns > now {
                     next_due = Some(next_due.map_or(intended_ns, |due| due.min(intended_ns)));
                     break;

@@ -12,6 +12,7 @@
 //! - `--drop-every N`: one delivery in every N is not written (the Nth, 2Nth, ...).
 //! - `--close-after-ms T`: T ms after the first message, every client gets close 1001.
 //! - `--status CODE`: every handshake is refused with this HTTP status.
+//! - `--max-clients N`: connections beyond the first N are refused with HTTP 503.
 //! - `--batch-ms N`: messages arriving within N ms go out to each client as one text message,
 //!   separated by newlines (as chat hubs that drain a client's queue into one write do).
 //! - `--wrap-json`: every message goes out inside `{"type":"chat","text":"<message>"}`, the
@@ -44,6 +45,7 @@ struct Options {
     batch: Option<Duration>,
     wrap_json: bool,
     duplicate_old: u64,
+    max_clients: Option<usize>,
 }
 
 /// A message from a client: when it came, whether it was binary, its payload.
@@ -62,10 +64,13 @@ fn main() {
         let options = options.clone();
         std::thread::spawn(move || deliver(inbox, clients, options));
     }
-    for stream in listener.incoming().map_while(Result::ok) {
+    for (accepted, stream) in listener.incoming().map_while(Result::ok).enumerate() {
         let clients = clients.clone();
         let messages = messages.clone();
-        let status = options.status;
+        let status = match options.max_clients {
+            Some(max) if accepted >= max => Some(503),
+            _ => options.status,
+        };
         std::thread::spawn(move || serve(stream, clients, messages, status));
     }
 }
@@ -89,6 +94,7 @@ fn parse_options() -> Options {
             "--close-after-ms" => options.close_after = Some(ms()),
             "--status" => options.status = Some(value.parse().expect("a status")),
             "--batch-ms" => options.batch = Some(ms()),
+            "--max-clients" => options.max_clients = Some(value.parse().expect("a number")),
             "--wrap-json" => {
                 options.wrap_json = true;
                 index += 1;

@@ -64,3 +64,37 @@ pub fn number(json: &Value, path: &[&str]) -> u64 {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Starts `loadgen` with `args` plus `--quiet` and `--json` to `json_path`, stdout and stderr
+/// piped; the caller waits for it.
+pub fn spawn_loadgen(args: &[&str], json_path: &std::path::Path) -> std::process::Child {
+    Command::new(binary("loadgen"))
+        .args(args)
+        .args(["--quiet", "--json", json_path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("loadgen starts")
+}
+
+/// Reads a JSON report, Null when there is none.
+pub fn read_json(path: &std::path::Path) -> Value {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The reasons of the report's verdict, joined.
+pub fn reasons(json: &Value) -> String {
+    json["verdict"]["reasons"]
+        .as_array()
+        .map(|reasons| {
+            reasons
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,212 @@
+//! From the command line to a plan: every option checked and resolved (URL, rooms, template,
+//! limits of the schedule) before anything connects. Errors here are usage errors (exit 2).
+
+use std::net::ToSocketAddrs;
+use std::time::{Duration, Instant};
+
+use protocol::url::WsUrl;
+
+use crate::cli::{Cli, Common, ExpectSelf, FailOn, MessageArgs, Run};
+use crate::plan::{Plan, RunKind};
+use crate::probe::PROBE_HEADER_LEN;
+use crate::report::RunDescription;
+use crate::template::MessageTemplate;
+
+/// Most messages a run may schedule: completion tracking keeps 12 bytes per message per thread.
+const MAX_MESSAGES: f64 = 50_000_000.0;
+
+/// A checked command line: the plan the workers follow, the report's description, and the
+/// options only the main thread needs.
+pub struct Setup {
+    /// What every worker follows.
+    pub plan: Plan,
+    /// What the report says was asked.
+    pub description: RunDescription,
+    /// The options every run takes.
+    pub common: Common,
+    /// Drain (fanout, echo) or hold (connect).
+    pub after: Duration,
+}
+
+/// Checks the command line and turns it into a plan. Errors are usage errors (exit 2).
+pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
+    let (kind, common, message, senders, rate, expect_self, hold) = match cli.run {
+        Run::Fanout(args) => {
+            let expect_self = match args.expect_self {
+                ExpectSelf::Auto => None,
+                ExpectSelf::Yes => Some(true),
+                ExpectSelf::No => Some(false),
+            };
+            (
+                RunKind::Fanout,
+                args.common,
+                Some(args.message),
+                args.senders,
+                args.rate,
+                expect_self,
+                Duration::ZERO,
+            )
+        }
+        Run::Echo(args) => {
+            let clients = args.common.clients;
+            (
+                RunKind::Echo,
+                args.common,
+                Some(args.message),
+                clients,
+                args.rate,
+                Some(true),
+                Duration::ZERO,
+            )
+        }
+        Run::Connect(args) => (RunKind::Connect, args.common, None, 0, 1.0, None, args.hold),
+    };
+    let url = WsUrl::parse(&common.url).map_err(|error| match error {
+        protocol::Error::TlsNotSupported => {
+            format!(
+                "`{}`: wss:// (TLS) is not supported yet; use a ws:// URL",
+                common.url
+            )
+        }
+        _ => format!(
+            "`{}` is not a ws:// URL (expected ws://host[:port][/path])",
+            common.url
+        ),
+    })?;
+    if common.clients == 0 {
+        return Err("--clients must be at least 1".into());
+    }
+    if !common.connect_rate.is_finite() || common.connect_rate <= 0.0 {
+        return Err("--connect-rate must be above 0".into());
+    }
+    if common.rooms == 0 {
+        return Err("--rooms must be at least 1".into());
+    }
+    if common.rooms > 1 && !url.target.contains("%7Broom%7D") && !url.target.contains("{room}") {
+        return Err(
+            "--rooms needs a {room} placeholder in the URL, e.g. ws://host:8080/room{room}".into(),
+        );
+    }
+    let message = message.unwrap_or(MessageArgs {
+        payload: PROBE_HEADER_LEN,
+        message: None,
+        message_file: None,
+        binary: false,
+        duration: Duration::ZERO,
+        warmup: Duration::ZERO,
+        drain: Duration::ZERO,
+    });
+    let template_text = match (&message.message, &message.message_file) {
+        (Some(text), _) => Some(text.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|error| format!("cannot read --message-file {}: {error}", path.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let message_template = template_text
+        .as_deref()
+        .map(MessageTemplate::parse)
+        .transpose()
+        .map_err(|error| format!("--message: {error}"))?;
+    if kind != RunKind::Connect {
+        if message.payload < PROBE_HEADER_LEN && message_template.is_none() {
+            return Err(format!(
+                "--payload must be at least {PROBE_HEADER_LEN} bytes (the probe header)"
+            ));
+        }
+        if !rate.is_finite() || rate <= 0.0 {
+            return Err("--rate must be a positive number of messages per second".into());
+        }
+        if senders == 0 || senders > common.clients {
+            return Err(format!(
+                "--senders must be between 1 and --clients ({})",
+                common.clients
+            ));
+        }
+        if message.duration.is_zero() {
+            return Err("--duration must be above 0".into());
+        }
+        if (message.warmup + message.duration).as_secs_f64() * rate > MAX_MESSAGES {
+            return Err(format!("the run would schedule more than {MAX_MESSAGES} messages; lower --rate or --duration"));
+        }
+    }
+    let address = url
+        .socket_address()
+        .to_socket_addrs()
+        .map_err(|error| format!("cannot resolve {}: {error}", url.host))?
+        .next()
+        .ok_or_else(|| format!("{} resolves to no address", url.host))?;
+    let threads = common
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, common.clients as usize);
+    let room_targets = (0..common.rooms)
+        .map(|room| {
+            url.target
+                .replace("{room}", &room.to_string())
+                .replace("%7Broom%7D", &room.to_string())
+        })
+        .collect();
+    let run_id =
+        (std::process::id() << 8) ^ (Instant::now().elapsed().subsec_nanos() ^ 0x5bd1_e995);
+    let hold = if kind == RunKind::Connect {
+        hold
+    } else {
+        message.drain
+    };
+    let description = RunDescription {
+        kind,
+        url: common.url.clone(),
+        clients: common.clients,
+        senders,
+        rate,
+        payload: message.payload,
+        message_template: template_text,
+        binary: message.binary,
+        duration_s: message.duration.as_secs_f64(),
+        warmup_s: message.warmup.as_secs_f64(),
+        threads,
+        rooms: common.rooms,
+        expect_self,
+        after_s: hold.as_secs_f64(),
+        command_line,
+        started_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64),
+        thresholds: common.thresholds.clone(),
+        fail_on_invalid: common.fail_on == Some(FailOn::Invalid),
+    };
+    let plan = Plan {
+        kind,
+        address,
+        host_header: url.host_header(),
+        room_targets,
+        headers: common.headers.clone(),
+        subprotocols: common.subprotocols.clone(),
+        first_message: common.first_message.clone(),
+        source_ips: common.source_ips.clone(),
+        connect_rate: common.connect_rate,
+        connect_timeout_ns: common.connect_timeout.as_nanos() as u64,
+        threads,
+        payload: message.payload,
+        message_template,
+        binary: message.binary,
+        raw: common.raw,
+        run_id,
+        rate,
+        senders,
+        rooms: common.rooms,
+        expect_self,
+        warmup_s: message.warmup.as_secs_f64(),
+        duration_s: message.duration.as_secs_f64(),
+    };
+    Ok(Setup {
+        plan,
+        description,
+        common,
+        after: hold,
+    })
+}
