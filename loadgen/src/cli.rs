@@ -127,8 +127,10 @@ pub enum ExpectSelf {
 #[derive(Debug, Args)]
 pub struct Common {
     /// The server: ws://host[:port]/path. `{room}` in the URL is replaced by the room number.
-    #[arg(long)]
-    pub url: String,
+    /// Repeatable: clients are spread round robin over the URLs, all in one logical room (for
+    /// rooms that span processes or machines), and the report breaks figures down per URL.
+    #[arg(long = "url", required = true)]
+    pub urls: Vec<String>,
     /// How many client connections to open.
     #[arg(long, default_value_t = 100)]
     pub clients: u32,

@@ -64,6 +64,8 @@ pub struct Client {
     pub id: u32,
     /// The room it is in.
     pub room: u32,
+    /// Which of the plan's targets (URLs) it connects to.
+    pub target: usize,
     /// Its sender index, if it sends.
     pub sender: Option<u32>,
     /// Where it is in its life.
@@ -94,6 +96,7 @@ impl Client {
         let mut client = Client {
             id,
             room,
+            target: 0,
             sender,
             state: State::Waiting,
             decoder: Decoder::new(Role::Client, MAX_MESSAGE),
@@ -116,6 +119,7 @@ impl Client {
     /// A client of `plan`: its sends are wrapped in the plan's message template, if any.
     pub fn for_plan(plan: &Plan, id: u32, room: u32, sender: Option<u32>, seed: u64) -> Self {
         let mut client = Client::new(id, room, sender, seed);
+        client.target = crate::target::target_of(id, plan.rooms, plan.targets.len());
         if let (Some(template), Some(_)) = (&plan.message_template, sender) {
             client.envelope = template.envelope(&client.placeholders());
         }
@@ -156,9 +160,11 @@ impl Client {
             return;
         };
         if plan.raw {
-            measurements
-                .handshake
-                .saturating_record((now.saturating_sub(since_ns) / 1000).max(1));
+            let latency_us = (now.saturating_sub(since_ns) / 1000).max(1);
+            measurements.handshake.saturating_record(latency_us);
+            if let Some(per_target) = measurements.per_target.get_mut(self.target) {
+                per_target.handshake.saturating_record(latency_us);
+            }
             self.state = State::Open;
             return;
         }
@@ -173,9 +179,10 @@ impl Client {
             .iter()
             .map(|(name, value)| (*name, value.as_str()))
             .collect();
+        let target = &plan.targets[self.target];
         let handshake = ClientHandshake {
-            host: &plan.host_header,
-            target: &plan.room_targets[self.room as usize],
+            host: &target.host_header,
+            target: &target.room_targets[self.room as usize],
             key: self.key,
             protocols: &protocols,
             extra_headers: &headers,
@@ -238,7 +245,7 @@ impl Client {
         if let State::Handshaking { since_ns } = self.state {
             let protocols: Vec<&str> = plan.subprotocols.iter().map(String::as_str).collect();
             let handshake = ClientHandshake {
-                host: &plan.host_header,
+                host: "",
                 target: "",
                 key: self.key,
                 protocols: &protocols,
@@ -258,8 +265,11 @@ impl Client {
                 }
                 Err(error) => return Err(ending(&format!("handshake: {error}"))),
             }
-            let latency_us = now.saturating_sub(since_ns) / 1000;
-            measurements.handshake.saturating_record(latency_us.max(1));
+            let latency_us = (now.saturating_sub(since_ns) / 1000).max(1);
+            measurements.handshake.saturating_record(latency_us);
+            if let Some(per_target) = measurements.per_target.get_mut(self.target) {
+                per_target.handshake.saturating_record(latency_us);
+            }
             self.state = State::Open;
             if let Some(text) = &plan.first_message {
                 let text = self.placeholders().fill(text);
@@ -289,6 +299,7 @@ impl Client {
             let mut receiver = Receiver {
                 own_sender: self.sender,
                 room: self.room,
+                target: self.target,
                 owed: self.open_at_start,
                 book: &mut self.book,
             };
@@ -314,6 +325,7 @@ impl Client {
             let mut receiver = Receiver {
                 own_sender: self.sender,
                 room: self.room,
+                target: self.target,
                 owed: self.open_at_start,
                 book: &mut self.book,
             };
@@ -453,9 +465,7 @@ mod tests {
     fn plan() -> Plan {
         Plan {
             kind: RunKind::Fanout,
-            address: "127.0.0.1:1".parse().unwrap(),
-            host_header: "example".into(),
-            room_targets: vec!["/".into()],
+            targets: vec![crate::target::parse_target("ws://127.0.0.1:1/", 1).unwrap()],
             headers: Vec::new(),
             subprotocols: Vec::new(),
             first_message: Some("join".into()),
@@ -531,7 +541,7 @@ mod tests {
 
     #[test]
     fn the_handshake_opens_the_client_and_sends_the_first_message() {
-        let mut measurements = Measurements::tracking(1000);
+        let mut measurements = Measurements::tracking(1000, 1);
         let client = open_client(&mut measurements);
         assert_eq!(client.state, State::Open);
         assert_eq!(measurements.handshake.len(), 1);
@@ -564,7 +574,7 @@ mod tests {
             wire.extend_from_slice(&server_frame(&probe(1, sequence)));
         }
         for cut in 1..wire.len() {
-            let mut measurements = Measurements::tracking(1000);
+            let mut measurements = Measurements::tracking(1000, 1);
             let mut client = open_client(&mut measurements);
             client.open_at_start = true;
             for piece in [&wire[..cut], &wire[cut..]] {
@@ -697,7 +707,7 @@ mod tests {
     fn raw_mode_reads_lines_and_keeps_a_cut_one() {
         let mut plan = plan();
         plan.raw = true;
-        let mut measurements = Measurements::tracking(1000);
+        let mut measurements = Measurements::tracking(1000, 1);
         let mut client = Client::new(0, 0, None, 1);
         client.open_at_start = true;
         client.start_connecting(0);

@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
 use crate::plan::RunKind;
-use crate::report::Report;
+use crate::report::{Report, UrlFigures};
 
 /// The JSON layout's version: raised when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u64 = 2;
@@ -20,7 +20,8 @@ impl Report {
         let sends = run.kind.sends();
         let mut run_json = json!({
             "kind": run.kind.name(),
-            "url": run.url,
+            "url": run.urls.join(" "),
+            "urls": run.urls,
             "clients": run.clients,
             "threads": run.threads,
         });
@@ -88,6 +89,14 @@ impl Report {
         if sends {
             self.insert_sending(&mut out);
         }
+        if !self.per_url.is_empty() {
+            let per_url = self
+                .per_url
+                .iter()
+                .map(|figures| self.url_json(figures))
+                .collect();
+            out.insert("per_url".into(), Value::Array(per_url));
+        }
         out.insert("server_protocol_errors".into(), json!(self.protocol_errors));
         out.insert(
             "resources".into(),
@@ -102,6 +111,36 @@ impl Report {
         // Kept under its old name for readers of schema 1: the verdict's reasons.
         out.insert("warnings".into(), json!(self.invalid_reasons));
         Value::Object(out)
+    }
+
+    fn url_json(&self, figures: &UrlFigures) -> Value {
+        let mut entry = json!({
+            "url": figures.url,
+            "connections_ok": figures.connected,
+            "connections_failed": figures.failed,
+            "lost_while_open": figures.disconnected,
+            "handshake_us": histogram_json(&figures.handshake),
+        });
+        if self.run.kind.sends() {
+            let fields = entry.as_object_mut().expect("an object");
+            let tally = &figures.tally;
+            fields.insert(
+                "deliveries".into(),
+                json!({
+                    "expected": tally.expected,
+                    "received": tally.received,
+                    "lost": tally.lost,
+                    "duplicated": tally.duplicated,
+                    "out_of_order": tally.out_of_order,
+                    "unexpected": tally.unexpected,
+                }),
+            );
+            fields.insert(
+                "delivery_latency_us".into(),
+                histogram_json(&figures.delivery),
+            );
+        }
+        entry
     }
 
     fn insert_sending(&self, out: &mut Map<String, Value>) {

@@ -20,6 +20,7 @@ mod schedule;
 mod setup;
 mod system;
 mod table;
+mod target;
 mod template;
 mod threshold;
 mod transport;
@@ -178,7 +179,7 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
             .collect();
         return Err(format!(
             "no client could connect to {}: {}",
-            description.url,
+            description.urls.join(", "),
             if reasons.is_empty() {
                 "no answer".to_owned()
             } else {

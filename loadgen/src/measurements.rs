@@ -37,6 +37,8 @@ pub struct Receiver<'a> {
     pub own_sender: Option<u32>,
     /// Its room.
     pub room: u32,
+    /// Which target (URL) it is connected to.
+    pub target: usize,
     /// Whether it was open when sending started, so that deliveries are owed to it.
     pub owed: bool,
     /// What it has seen.
@@ -50,12 +52,38 @@ pub struct ReceiverRecord {
     pub client: u32,
     /// Its room.
     pub room: u32,
+    /// Which target (URL) it connected to.
+    pub target: usize,
     /// Its sender index, if it sends.
     pub own_sender: Option<u32>,
     /// Whether it was open when sending started.
     pub owed: bool,
     /// What it saw.
     pub book: ReceiverBook,
+}
+
+/// What a worker measured of the clients of one target (URL), when there are several.
+#[derive(Debug)]
+pub struct TargetMeasurements {
+    /// Delivery latency at this target's clients, measured window (µs).
+    pub delivery: Histogram<u64>,
+    /// Handshake latency of this target's clients (µs).
+    pub handshake: Histogram<u64>,
+    /// This target's clients that failed to connect.
+    pub failed: u64,
+    /// This target's clients lost while open.
+    pub disconnected: u64,
+}
+
+impl Default for TargetMeasurements {
+    fn default() -> Self {
+        TargetMeasurements {
+            delivery: new_histogram(),
+            handshake: new_histogram(),
+            failed: 0,
+            disconnected: 0,
+        }
+    }
 }
 
 /// What a worker measured.
@@ -101,6 +129,8 @@ pub struct Measurements {
     pub open_at_end: u64,
     /// Every receiver's book, filled at the end.
     pub receivers: Vec<ReceiverRecord>,
+    /// Per target (URL), when there is more than one.
+    pub per_target: Vec<TargetMeasurements>,
 }
 
 impl Default for Measurements {
@@ -126,16 +156,26 @@ impl Default for Measurements {
             disconnects: BTreeMap::new(),
             open_at_end: 0,
             receivers: Vec::new(),
+            per_target: Vec::new(),
         }
     }
 }
 
 impl Measurements {
-    /// Measurements that track completion for `messages` scheduled messages.
-    pub fn tracking(messages: usize) -> Self {
+    /// Measurements that track completion for `messages` scheduled messages, broken down
+    /// per target when there are several.
+    pub fn tracking(messages: usize, targets: usize) -> Self {
+        let per_target = if targets > 1 {
+            (0..targets)
+                .map(|_| TargetMeasurements::default())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Measurements {
             arrivals: vec![0; messages],
             last_arrival_ns: vec![0; messages],
+            per_target,
             ..Measurements::default()
         }
     }
@@ -195,6 +235,9 @@ impl Measurements {
         if measured {
             self.delivery.saturating_record(latency_us);
             self.progress.saturating_record(latency_us);
+            if let Some(per_target) = self.per_target.get_mut(receiver.target) {
+                per_target.delivery.saturating_record(latency_us);
+            }
             self.received += 1;
             self.last_delivery_ns = self.last_delivery_ns.max(now);
         } else {
@@ -242,11 +285,12 @@ mod tests {
 
     #[test]
     fn a_batched_message_records_each_probe_and_counts_the_batch() {
-        let mut measurements = Measurements::tracking(1000);
+        let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
         let mut receiver = Receiver {
             own_sender: None,
             room: 0,
+            target: 0,
             owed: true,
             book: &mut book,
         };
@@ -268,11 +312,12 @@ mod tests {
 
     #[test]
     fn probes_beyond_the_schedule_are_foreign_not_an_allocation() {
-        let mut measurements = Measurements::tracking(1000);
+        let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
         let mut receiver = Receiver {
             own_sender: None,
             room: 0,
+            target: 0,
             owed: true,
             book: &mut book,
         };

@@ -1,8 +1,9 @@
 //! What a run is asked to do, checked and resolved once by `main` and shared read-only by every
 //! worker thread.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
+use crate::target::Target;
 use crate::template::MessageTemplate;
 
 /// What kind of run this is.
@@ -37,12 +38,8 @@ impl RunKind {
 pub struct Plan {
     /// The kind of run.
     pub kind: RunKind,
-    /// Where to connect.
-    pub address: SocketAddr,
-    /// The `Host` header.
-    pub host_header: String,
-    /// The request target of each room.
-    pub room_targets: Vec<String>,
+    /// The servers, each with its address, `Host` header and room request targets.
+    pub targets: Vec<Target>,
     /// Extra request headers.
     pub headers: Vec<(String, String)>,
     /// Subprotocols to offer.

@@ -21,8 +21,8 @@ const MAX_LISTED_RECEIVERS: usize = 100;
 pub struct RunDescription {
     /// fanout, echo or connect.
     pub kind: RunKind,
-    /// The URL as given.
-    pub url: String,
+    /// The URLs as given.
+    pub urls: Vec<String>,
     /// Clients asked for.
     pub clients: u32,
     /// Senders.
@@ -84,6 +84,25 @@ pub struct Timeline {
     pub stopped_ns: u64,
     /// SIGINT or SIGTERM stopped the run.
     pub interrupted: bool,
+}
+
+/// The figures of one URL, when a run has several.
+#[derive(Debug)]
+pub struct UrlFigures {
+    /// The URL.
+    pub url: String,
+    /// Its clients whose handshake completed.
+    pub connected: u64,
+    /// Its clients that never opened.
+    pub failed: u64,
+    /// Its clients lost while open.
+    pub disconnected: u64,
+    /// Accounting of its receivers.
+    pub tally: Tally,
+    /// Delivery latency at its receivers (µs).
+    pub delivery: Histogram<u64>,
+    /// Handshake latency of its clients (µs).
+    pub handshake: Histogram<u64>,
 }
 
 /// Every figure of a run.
@@ -159,6 +178,8 @@ pub struct Report {
     pub invalid_reasons: Vec<String>,
     /// Each threshold and whether it held.
     pub thresholds: Vec<threshold::Outcome>,
+    /// Per URL, when there are several (empty otherwise).
+    pub per_url: Vec<UrlFigures>,
 }
 
 impl Report {
@@ -185,7 +206,30 @@ impl Report {
         let (mut self_deliveries, mut open_at_end, mut connected) = (0, 0, 0);
         let mut last_delivery_ns = 0;
         let mut receivers = Vec::new();
+        let mut per_url: Vec<UrlFigures> = if run.urls.len() > 1 {
+            run.urls
+                .iter()
+                .map(|url| UrlFigures {
+                    url: url.clone(),
+                    connected: 0,
+                    failed: 0,
+                    disconnected: 0,
+                    tally: Tally::default(),
+                    delivery: new_histogram(),
+                    handshake: new_histogram(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         for result in results {
+            for (figures, measured) in per_url.iter_mut().zip(&result.per_target) {
+                let _ = figures.delivery.add(&measured.delivery);
+                let _ = figures.handshake.add(&measured.handshake);
+                figures.connected += measured.handshake.len();
+                figures.failed += measured.failed;
+                figures.disconnected += measured.disconnected;
+            }
             let _ = handshake.add(&result.handshake);
             let _ = delivery.add(&result.delivery);
             let _ = delivery_warmup.add(&result.delivery_warmup);
@@ -287,6 +331,9 @@ impl Report {
             }
             let own = record.book.settle(&owed);
             tally.add(&own);
+            if let Some(figures) = per_url.get_mut(record.target) {
+                figures.tally.add(&own);
+            }
             if own.lost > 0 {
                 receivers_with_loss += 1;
             }
@@ -367,6 +414,7 @@ impl Report {
             resources,
             invalid_reasons: Vec::new(),
             thresholds: Vec::new(),
+            per_url,
         };
         report.invalid_reasons = verdict::reasons(&report.facts());
         report.thresholds = report

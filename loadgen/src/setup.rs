@@ -1,15 +1,13 @@
 //! From the command line to a plan: every option checked and resolved (URL, rooms, template,
 //! limits of the schedule) before anything connects. Errors here are usage errors (exit 2).
 
-use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
-
-use protocol::url::WsUrl;
 
 use crate::cli::{Cli, Common, ExpectSelf, FailOn, MessageArgs, Run};
 use crate::plan::{Plan, RunKind};
 use crate::probe::PROBE_HEADER_LEN;
 use crate::report::RunDescription;
+use crate::target;
 use crate::template::MessageTemplate;
 
 /// Most messages a run may schedule: completion tracking keeps 12 bytes per message per thread.
@@ -61,18 +59,6 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         }
         Run::Connect(args) => (RunKind::Connect, args.common, None, 0, 1.0, None, args.hold),
     };
-    let url = WsUrl::parse(&common.url).map_err(|error| match error {
-        protocol::Error::TlsNotSupported => {
-            format!(
-                "`{}`: wss:// (TLS) is not supported yet; use a ws:// URL",
-                common.url
-            )
-        }
-        _ => format!(
-            "`{}` is not a ws:// URL (expected ws://host[:port][/path])",
-            common.url
-        ),
-    })?;
     if common.clients == 0 {
         return Err("--clients must be at least 1".into());
     }
@@ -82,10 +68,16 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
     if common.rooms == 0 {
         return Err("--rooms must be at least 1".into());
     }
-    if common.rooms > 1 && !url.target.contains("%7Broom%7D") && !url.target.contains("{room}") {
-        return Err(
-            "--rooms needs a {room} placeholder in the URL, e.g. ws://host:8080/room{room}".into(),
-        );
+    let targets = common
+        .urls
+        .iter()
+        .map(|url| target::parse_target(url, common.rooms))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(secure) = targets.iter().find(|target| target.tls) {
+        return Err(format!(
+            "`{}`: wss:// (TLS) is not supported yet; use a ws:// URL",
+            secure.url
+        ));
     }
     let message = message.unwrap_or(MessageArgs {
         payload: PROBE_HEADER_LEN,
@@ -133,23 +125,10 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
             return Err(format!("the run would schedule more than {MAX_MESSAGES} messages; lower --rate or --duration"));
         }
     }
-    let address = url
-        .socket_address()
-        .to_socket_addrs()
-        .map_err(|error| format!("cannot resolve {}: {error}", url.host))?
-        .next()
-        .ok_or_else(|| format!("{} resolves to no address", url.host))?;
     let threads = common
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, common.clients as usize);
-    let room_targets = (0..common.rooms)
-        .map(|room| {
-            url.target
-                .replace("{room}", &room.to_string())
-                .replace("%7Broom%7D", &room.to_string())
-        })
-        .collect();
     let run_id =
         (std::process::id() << 8) ^ (Instant::now().elapsed().subsec_nanos() ^ 0x5bd1_e995);
     let hold = if kind == RunKind::Connect {
@@ -159,7 +138,7 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
     };
     let description = RunDescription {
         kind,
-        url: common.url.clone(),
+        urls: common.urls.clone(),
         clients: common.clients,
         senders,
         rate,
@@ -181,9 +160,7 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
     };
     let plan = Plan {
         kind,
-        address,
-        host_header: url.host_header(),
-        room_targets,
+        targets,
         headers: common.headers.clone(),
         subprotocols: common.subprotocols.clone(),
         first_message: common.first_message.clone(),

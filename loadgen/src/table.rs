@@ -43,6 +43,28 @@ impl Report {
             RunKind::Echo => self.write_echo(&mut out),
             RunKind::Connect => {}
         }
+        for (number, figures) in self.per_url.iter().enumerate() {
+            let mut text = format!(
+                "{}: {} ok, {} failed, {} lost while open; handshake {}",
+                figures.url,
+                figures.connected,
+                figures.failed,
+                figures.disconnected,
+                percentiles(&figures.handshake, &[0.99])
+            );
+            if self.run.kind.sends() {
+                let _ = write!(
+                    text,
+                    "; received {} of {}, lost {}, duplicated {}; latency {}",
+                    figures.tally.received,
+                    figures.tally.expected,
+                    figures.tally.lost,
+                    figures.tally.duplicated,
+                    percentiles(&figures.delivery, &[0.5, 0.99])
+                );
+            }
+            line(&mut out, &format!("url {}", number + 1), text);
+        }
         let still = if self.run.kind == RunKind::Connect {
             "still open after the hold"
         } else {
@@ -102,7 +124,7 @@ impl Report {
             out,
             "loadgen {}: {}, {} clients",
             run.kind.name(),
-            run.url,
+            run.urls.join(" "),
             run.clients
         );
         let format = if run.binary { "binary" } else { "text" };

@@ -128,6 +128,7 @@ impl Worker {
         } else {
             0
         };
+        let plan_targets = plan.targets.len();
         Ok(Worker {
             index,
             poll,
@@ -140,7 +141,7 @@ impl Worker {
             clients,
             senders,
             read_buffer: vec![0; READ_BUFFER_LEN + MAX_RESPONSE_HEAD],
-            measurements: Measurements::tracking(tracked),
+            measurements: Measurements::tracking(tracked, plan_targets),
             schedule: None,
             next_to_connect: 0,
             next_timeout_check_ns: 0,
@@ -245,7 +246,8 @@ impl Worker {
             let source = (!self.plan.source_ips.is_empty()).then(|| {
                 self.plan.source_ips[self.clients[index].id as usize % self.plan.source_ips.len()]
             });
-            match start_connect(self.plan.address, source) {
+            let address = self.plan.targets[self.clients[index].target].address;
+            match start_connect(address, source) {
                 Ok(mut socket) => {
                     if let Err(error) = self.poll.registry().register(
                         &mut socket,
@@ -546,6 +548,10 @@ impl Worker {
             return;
         }
         self.close_client(index);
+        let target = self.clients[index].target;
+        if let Some(per_target) = self.measurements.per_target.get_mut(target) {
+            per_target.failed += 1;
+        }
         *self.measurements.failures.entry(reason).or_default() += 1;
         self.shared.failed.fetch_add(1, Ordering::Relaxed);
     }
@@ -558,6 +564,10 @@ impl Worker {
         }
         self.close_client(index);
         if !self.shared.stop.load(Ordering::Relaxed) {
+            let target = self.clients[index].target;
+            if let Some(per_target) = self.measurements.per_target.get_mut(target) {
+                per_target.disconnected += 1;
+            }
             *self.measurements.disconnects.entry(reason).or_default() += 1;
             self.shared.disconnected.fetch_add(1, Ordering::Relaxed);
         }
@@ -581,6 +591,7 @@ impl Worker {
             .map(|client| ReceiverRecord {
                 client: client.id,
                 room: client.room,
+                target: client.target,
                 own_sender: client.sender,
                 owed: client.open_at_start,
                 book: client.book,

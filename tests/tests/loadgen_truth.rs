@@ -280,7 +280,7 @@ fn bad_command_lines_get_a_message_and_exit_2() {
         (vec!["fanout", "--url", "wss://127.0.0.1:1/"], "TLS"),
         (
             vec!["fanout", "--url", "http://127.0.0.1:1/"],
-            "not a ws:// URL",
+            "not a ws:// or wss:// URL",
         ),
         (
             vec!["fanout", "--url", "ws://127.0.0.1:1/", "--payload", "10"],
