@@ -126,11 +126,20 @@ pub enum ExpectSelf {
 /// Options every run takes.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// The server: ws://host[:port]/path. `{room}` in the URL is replaced by the room number.
+    /// The server: ws://host[:port]/path or wss://host[:port]/path (TLS with rustls: SNI,
+    /// ALPN http/1.1, the system's roots plus --ca-file). `{room}` in the URL is replaced by
+    /// the room number.
     /// Repeatable: clients are spread round robin over the URLs, all in one logical room (for
     /// rooms that span processes or machines), and the report breaks figures down per URL.
     #[arg(long = "url", required = true)]
     pub urls: Vec<String>,
+    /// wss://: trust the CA certificates in this PEM file, beside the system's roots.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// wss://: accept any server certificate (self-signed test servers). The handshake is
+    /// otherwise the same, so it costs what a verified one costs.
+    #[arg(long)]
+    pub insecure: bool,
     /// How many client connections to open.
     #[arg(long, default_value_t = 100)]
     pub clients: u32,

@@ -42,8 +42,8 @@ pub enum State {
     Waiting,
     /// TCP connect under way since this time.
     Connecting { since_ns: u64 },
-    /// Upgrade request sent; connect began at `since_ns`.
-    Handshaking { since_ns: u64 },
+    /// Upgrade request sent at `request_ns`; connect began at `since_ns`.
+    Handshaking { since_ns: u64, request_ns: u64 },
     /// The WebSocket is open.
     Open,
     /// Gone: failed, closed by the server, or closed by us at the end.
@@ -188,7 +188,10 @@ impl Client {
             extra_headers: &headers,
         };
         handshake.write_request(&mut self.outgoing);
-        self.state = State::Handshaking { since_ns };
+        self.state = State::Handshaking {
+            since_ns,
+            request_ns: now,
+        };
     }
 
     /// Whether it has been connecting for longer than the plan allows, and at which stage.
@@ -199,7 +202,7 @@ impl Client {
             {
                 Some("connect: timed out")
             }
-            State::Handshaking { since_ns }
+            State::Handshaking { since_ns, .. }
                 if now.saturating_sub(since_ns) > plan.connect_timeout_ns =>
             {
                 Some("handshake: timed out")
@@ -242,7 +245,11 @@ impl Client {
         measurements: &mut Measurements,
     ) -> Result<(), Ending> {
         let mut start = 0;
-        if let State::Handshaking { since_ns } = self.state {
+        if let State::Handshaking {
+            since_ns,
+            request_ns,
+        } = self.state
+        {
             let protocols: Vec<&str> = plan.subprotocols.iter().map(String::as_str).collect();
             let handshake = ClientHandshake {
                 host: "",
@@ -270,6 +277,9 @@ impl Client {
             if let Some(per_target) = measurements.per_target.get_mut(self.target) {
                 per_target.handshake.saturating_record(latency_us);
             }
+            measurements
+                .upgrade
+                .saturating_record((now.saturating_sub(request_ns) / 1000).max(1));
             self.state = State::Open;
             if let Some(text) = &plan.first_message {
                 let text = self.placeholders().fill(text);
@@ -466,6 +476,7 @@ mod tests {
         Plan {
             kind: RunKind::Fanout,
             targets: vec![crate::target::parse_target("ws://127.0.0.1:1/", 1).unwrap()],
+            tls: None,
             headers: Vec::new(),
             subprotocols: Vec::new(),
             first_message: Some("join".into()),

@@ -86,6 +86,11 @@ impl Report {
             }),
         );
         out.insert("handshake_us".into(), histogram_json(&self.handshake));
+        out.insert(
+            "tls_handshake_us".into(),
+            histogram_json(&self.tls_handshake),
+        );
+        out.insert("upgrade_us".into(), histogram_json(&self.upgrade));
         if sends {
             self.insert_sending(&mut out);
         }

@@ -23,6 +23,7 @@ mod table;
 mod target;
 mod template;
 mod threshold;
+mod tls;
 mod transport;
 mod verdict;
 mod worker;

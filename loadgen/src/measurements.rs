@@ -93,8 +93,12 @@ pub struct Measurements {
     pub delivery: Histogram<u64>,
     /// Delivery latency during the warmup (µs).
     pub delivery_warmup: Histogram<u64>,
-    /// Connect start to 101 received (µs).
+    /// Connect start to 101 received, TCP, TLS and upgrade together (µs).
     pub handshake: Histogram<u64>,
+    /// TCP connected to TLS handshake done, `wss://` only (µs).
+    pub tls_handshake: Histogram<u64>,
+    /// Upgrade request sent to 101 received: the WebSocket handshake alone (µs).
+    pub upgrade: Histogram<u64>,
     /// How late each probe left compared to its intended time (µs).
     pub send_lag: Histogram<u64>,
     /// Deliveries since the progress line last took them (µs).
@@ -139,6 +143,8 @@ impl Default for Measurements {
             delivery: new_histogram(),
             delivery_warmup: new_histogram(),
             handshake: new_histogram(),
+            tls_handshake: new_histogram(),
+            upgrade: new_histogram(),
             send_lag: new_histogram(),
             progress: new_histogram(),
             arrivals: Vec::new(),

@@ -40,6 +40,8 @@ pub struct Plan {
     pub kind: RunKind,
     /// The servers, each with its address, `Host` header and room request targets.
     pub targets: Vec<Target>,
+    /// The TLS client configuration, when a target is `wss://`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Extra request headers.
     pub headers: Vec<(String, String)>,
     /// Subprotocols to offer.

@@ -116,8 +116,12 @@ pub struct Report {
     pub connected: u64,
     /// Failed connections by reason.
     pub failures: BTreeMap<String, u64>,
-    /// Handshake latency (µs).
+    /// Handshake latency: connect start to 101, TLS included (µs).
     pub handshake: Histogram<u64>,
+    /// TLS handshake alone, `wss://` (µs).
+    pub tls_handshake: Histogram<u64>,
+    /// WebSocket upgrade alone: request sent to 101 (µs).
+    pub upgrade: Histogram<u64>,
     /// Messages the schedule asked for in the measured window (until an interrupt).
     pub scheduled: u64,
     /// Probes sent in the measured window.
@@ -191,6 +195,8 @@ impl Report {
         resources: Resources,
     ) -> Report {
         let mut handshake = new_histogram();
+        let mut tls_handshake = new_histogram();
+        let mut upgrade = new_histogram();
         let mut delivery = new_histogram();
         let mut delivery_warmup = new_histogram();
         let mut send_lag = new_histogram();
@@ -231,6 +237,8 @@ impl Report {
                 figures.disconnected += measured.disconnected;
             }
             let _ = handshake.add(&result.handshake);
+            let _ = tls_handshake.add(&result.tls_handshake);
+            let _ = upgrade.add(&result.upgrade);
             let _ = delivery.add(&result.delivery);
             let _ = delivery_warmup.add(&result.delivery_warmup);
             let _ = send_lag.add(&result.send_lag);
@@ -385,6 +393,8 @@ impl Report {
             connected,
             failures,
             handshake,
+            tls_handshake,
+            upgrade,
             scheduled,
             sent,
             sent_warmup,

@@ -9,6 +9,7 @@ use crate::probe::PROBE_HEADER_LEN;
 use crate::report::RunDescription;
 use crate::target;
 use crate::template::MessageTemplate;
+use crate::tls::{self, TrustOptions};
 
 /// Most messages a run may schedule: completion tracking keeps 12 bytes per message per thread.
 const MAX_MESSAGES: f64 = 50_000_000.0;
@@ -73,12 +74,17 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         .iter()
         .map(|url| target::parse_target(url, common.rooms))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(secure) = targets.iter().find(|target| target.tls) {
-        return Err(format!(
-            "`{}`: wss:// (TLS) is not supported yet; use a ws:// URL",
-            secure.url
-        ));
-    }
+    let tls = if targets.iter().any(|target| target.tls) {
+        if common.raw {
+            return Err("--raw speaks plain TCP; it cannot be used with wss:// URLs".into());
+        }
+        Some(tls::client_config(&TrustOptions {
+            ca_file: common.ca_file.clone(),
+            insecure: common.insecure,
+        })?)
+    } else {
+        None
+    };
     let message = message.unwrap_or(MessageArgs {
         payload: PROBE_HEADER_LEN,
         message: None,
@@ -161,6 +167,7 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
     let plan = Plan {
         kind,
         targets,
+        tls,
         headers: common.headers.clone(),
         subprotocols: common.subprotocols.clone(),
         first_message: common.first_message.clone(),

@@ -38,6 +38,18 @@ impl Report {
             "handshake",
             percentiles(&self.handshake, handshake_quantiles),
         );
+        if !self.tls_handshake.is_empty() {
+            line(
+                &mut out,
+                "  of which TLS",
+                percentiles(&self.tls_handshake, handshake_quantiles),
+            );
+            line(
+                &mut out,
+                "  and upgrade",
+                percentiles(&self.upgrade, handshake_quantiles),
+            );
+        }
         match self.run.kind {
             RunKind::Fanout => self.write_fanout(&mut out),
             RunKind::Echo => self.write_echo(&mut out),

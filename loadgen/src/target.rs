@@ -8,15 +8,12 @@ use protocol::url::WsUrl;
 /// One server to connect to.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The URL as given.
-    pub url: String,
     /// Where to connect.
     pub address: SocketAddr,
     /// The `Host` header.
     pub host_header: String,
-    /// The host name, for TLS server name indication.
-    #[allow(dead_code)] // read by the TLS transport, which comes next
-    pub host: String,
+    /// The name the server's certificate must carry (and the SNI sent), `wss://` only.
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
     /// `wss://`: TLS first.
     pub tls: bool,
     /// The request target of each room.
@@ -76,11 +73,15 @@ pub fn parse_target(url: &str, rooms: u32) -> Result<Target, String> {
                 .replace("%7Broom%7D", &room.to_string())
         })
         .collect();
+    let server_name = if tls {
+        Some(crate::tls::server_name(&parsed.host)?)
+    } else {
+        None
+    };
     Ok(Target {
-        url: url.to_owned(),
+        server_name,
         address,
         host_header,
-        host: parsed.host,
         tls,
         room_targets,
     })
@@ -104,7 +105,7 @@ mod tests {
         let secure = parse_target("wss://localhost/chat?x=1", 1).unwrap();
         assert_eq!(secure.address.port(), 443);
         assert_eq!(secure.host_header, "localhost");
-        assert_eq!(secure.host, "localhost");
+        assert!(secure.server_name.is_some());
         assert_eq!(secure.room_targets, vec!["/chat?x=1".to_owned()]);
         assert!(secure.tls);
         let explicit = parse_target("wss://127.0.0.1:8443/", 1).unwrap();

@@ -4,14 +4,13 @@
 //! clients on the ramp, sends the probes its senders owe on the schedule, and keeps its own
 //! measurements, so the hot path takes no lock; the main thread merges them at the end.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use protocol::close::CloseCode;
@@ -22,7 +21,7 @@ use crate::measurements::{Judge, Measurements, ReceiverRecord};
 use crate::plan::{Plan, RunKind};
 use crate::probe::Probe;
 use crate::schedule::{Clock, Schedule};
-use crate::transport::{describe, start_connect};
+use crate::transport::{describe, start_connect, Stream};
 
 const READ_BUFFER_LEN: usize = 256 * 1024;
 /// The token of the worker's timer; client tokens are their index.
@@ -57,10 +56,12 @@ pub struct Shared {
     pub progress: Mutex<Histogram<u64>>,
 }
 
-/// The shell's side of one client: its socket.
+/// The shell's side of one client: its socket (and TLS session).
 #[derive(Debug, Default)]
 struct Connection {
-    socket: Option<TcpStream>,
+    stream: Option<Stream>,
+    /// When TCP connected (for the TLS handshake time).
+    tcp_connected_ns: u64,
     /// Whether `WRITABLE` interest is registered (something is left to write).
     writable_registered: bool,
 }
@@ -258,7 +259,8 @@ impl Worker {
                         continue;
                     }
                     self.connections[index] = Connection {
-                        socket: Some(socket),
+                        stream: Some(Stream::new(socket)),
+                        tcp_connected_ns: 0,
                         writable_registered: true,
                     };
                     self.clients[index].start_connecting(now);
@@ -281,6 +283,11 @@ impl Worker {
         self.next_timeout_check_ns = now + HOUSEKEEPING_NS;
         for index in 0..self.clients.len() {
             if let Some(stage) = self.clients[index].timed_out(&self.plan, now) {
+                let in_tls = self.connections[index]
+                    .stream
+                    .as_ref()
+                    .is_some_and(Stream::is_tls_handshaking);
+                let stage = if in_tls { "tls: timed out" } else { stage };
                 self.fail(index, stage.to_owned());
             }
         }
@@ -373,9 +380,17 @@ impl Worker {
 
     fn on_writable(&mut self, index: usize) {
         if let State::Connecting { .. } = self.clients[index].state {
-            let Some(socket) = self.connections[index].socket.as_ref() else {
+            let Some(stream) = self.connections[index].stream.as_mut() else {
                 return;
             };
+            if stream.tls.is_some() {
+                // The TLS handshake is under way: send what it has to say.
+                if let Err(error) = stream.flush_tls() {
+                    self.fail(index, format!("tls: {}", describe(&error)));
+                }
+                return;
+            }
+            let socket = &stream.socket;
             match socket.take_error() {
                 Ok(Some(error)) | Err(error) => {
                     self.fail(index, format!("connect: {}", describe(&error)));
@@ -392,11 +407,30 @@ impl Worker {
                 }
             }
             let now = self.shared.clock.now_ns();
-            let client = &mut self.clients[index];
-            client.handle_connected(&self.plan, now, &mut self.measurements);
-            if client.state == State::Open {
-                self.shared.connected.fetch_add(1, Ordering::Relaxed);
+            let target = &self.plan.targets[self.clients[index].target];
+            if let (Some(config), Some(name)) = (&self.plan.tls, &target.server_name) {
+                self.connections[index].tcp_connected_ns = now;
+                let stream = self.connections[index].stream.as_mut().expect("checked");
+                let started = stream
+                    .start_tls(config.clone(), name.clone())
+                    .and_then(|()| stream.flush_tls());
+                if let Err(error) = started {
+                    self.fail(index, format!("tls: {}", describe(&error)));
+                }
+                return;
             }
+            self.open_transport(index, now);
+            return;
+        }
+        self.flush(index);
+    }
+
+    /// The transport (TCP, and TLS if any) is up: the client starts its handshake.
+    fn open_transport(&mut self, index: usize, now: u64) {
+        let client = &mut self.clients[index];
+        client.handle_connected(&self.plan, now, &mut self.measurements);
+        if client.state == State::Open {
+            self.shared.connected.fetch_add(1, Ordering::Relaxed);
         }
         self.flush(index);
     }
@@ -405,7 +439,7 @@ impl Worker {
     fn flush(&mut self, index: usize) {
         let client = &mut self.clients[index];
         let connection = &mut self.connections[index];
-        let Some(socket) = connection.socket.as_mut() else {
+        let Some(stream) = connection.stream.as_mut() else {
             let len = client.outgoing().len();
             client.consume_outgoing(len);
             return;
@@ -414,14 +448,10 @@ impl Worker {
         let outgoing = client.outgoing();
         let mut failure = None;
         while written < outgoing.len() {
-            match socket.write(&outgoing[written..]) {
-                Ok(0) => {
-                    failure = Some(io::Error::from(io::ErrorKind::WriteZero));
-                    break;
-                }
+            match stream.write(&outgoing[written..]) {
+                Ok(0) => break,
                 Ok(count) => written += count,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) => {
                     failure = Some(error);
                     break;
@@ -429,11 +459,18 @@ impl Worker {
             }
         }
         client.consume_outgoing(written);
+        let tls_flushed = match stream.flush_tls() {
+            Ok(all) => all,
+            Err(error) => {
+                failure.get_or_insert(error);
+                false
+            }
+        };
         if let Some(error) = failure {
             self.lose(index, format!("write: {}", describe(&error)));
             return;
         }
-        let want_writable = !client.outgoing().is_empty();
+        let want_writable = !client.outgoing().is_empty() || !tls_flushed;
         if want_writable != connection.writable_registered {
             let interest = if want_writable {
                 Interest::READABLE | Interest::WRITABLE
@@ -443,7 +480,7 @@ impl Worker {
             let _ = self
                 .poll
                 .registry()
-                .reregister(socket, Token(index), interest);
+                .reregister(&mut stream.socket, Token(index), interest);
             connection.writable_registered = want_writable;
         }
     }
@@ -453,23 +490,27 @@ impl Worker {
     fn on_readable(&mut self, index: usize, may_stop_short: bool) {
         loop {
             let state = self.clients[index].state;
-            let Some(socket) = self.connections[index].socket.as_mut() else {
+            let Some(stream) = self.connections[index].stream.as_mut() else {
                 return;
             };
             match state {
                 State::Waiting | State::Closed => return,
-                State::Connecting { .. } => {
+                State::Connecting { .. } if stream.tls.is_none() => {
                     // A refused connect shows up as readable with an error.
-                    if let Ok(Some(error)) | Err(error) = socket.take_error() {
+                    if let Ok(Some(error)) | Err(error) = stream.socket.take_error() {
                         self.fail(index, format!("connect: {}", describe(&error)));
                     }
+                    return;
+                }
+                State::Connecting { .. } => {
+                    self.continue_tls_handshake(index);
                     return;
                 }
                 State::Handshaking { .. } | State::Open => {}
             }
             // Read after the room the kept bytes need; they go in front once something came.
             let kept = self.clients[index].pending_len();
-            match socket.read(&mut self.read_buffer[kept..]) {
+            match stream.read(&mut self.read_buffer[kept..]) {
                 Ok(0) => {
                     let reason = if matches!(state, State::Handshaking { .. }) {
                         "handshake: server closed the connection"
@@ -488,13 +529,55 @@ impl Worker {
                         return;
                     }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // TLS may have records to answer (key updates, alerts).
+                    let flushed = self.connections[index]
+                        .stream
+                        .as_mut()
+                        .map(Stream::flush_tls);
+                    if let Some(Err(error)) = flushed {
+                        self.lose(index, format!("write: {}", describe(&error)));
+                    }
+                    return;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
                     self.lose(index, format!("read: {}", describe(&error)));
                     return;
                 }
             }
+        }
+    }
+
+    /// Feeds the TLS handshake what arrived; when it completes, the WebSocket handshake starts.
+    fn continue_tls_handshake(&mut self, index: usize) {
+        let Some(stream) = self.connections[index].stream.as_mut() else {
+            return;
+        };
+        let result = match stream.read(&mut self.read_buffer) {
+            Ok(0) => Err("tls: server closed the connection".to_owned()),
+            Ok(_) => Err("tls: data before the handshake finished".to_owned()),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(error) => Err(format!(
+                "tls: {}",
+                describe(&error).trim_start_matches("tls: ")
+            )),
+        };
+        let result = result.and_then(|()| {
+            stream
+                .flush_tls()
+                .map_err(|error| format!("tls: {}", describe(&error)))
+        });
+        if let Err(reason) = result {
+            self.fail(index, reason);
+            return;
+        }
+        if !stream.is_tls_handshaking() {
+            let now = self.shared.clock.now_ns();
+            let took_us =
+                (now.saturating_sub(self.connections[index].tcp_connected_ns) / 1000).max(1);
+            self.measurements.tls_handshake.saturating_record(took_us);
+            self.open_transport(index, now);
         }
     }
 
@@ -537,8 +620,8 @@ impl Worker {
     /// Marks a client closed and lets go of its socket and buffers.
     fn close_client(&mut self, index: usize) {
         self.clients[index].close();
-        if let Some(mut socket) = self.connections[index].socket.take() {
-            let _ = self.poll.registry().deregister(&mut socket);
+        if let Some(mut stream) = self.connections[index].stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream.socket);
         }
     }
 

@@ -277,7 +277,16 @@ fn a_server_that_closes_mid_run_is_counted_and_the_run_still_reports() {
 #[test]
 fn bad_command_lines_get_a_message_and_exit_2() {
     for (args, says) in [
-        (vec!["fanout", "--url", "wss://127.0.0.1:1/"], "TLS"),
+        (
+            vec![
+                "fanout",
+                "--url",
+                "wss://127.0.0.1:1/",
+                "--ca-file",
+                "/nonexistent/ca.pem",
+            ],
+            "--ca-file",
+        ),
         (
             vec!["fanout", "--url", "http://127.0.0.1:1/"],
             "not a ws:// or wss:// URL",
