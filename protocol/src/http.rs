@@ -295,7 +295,7 @@ fn parse_headers(lines: &[u8], limits: Limits) -> Result<Headers<'_>, Error> {
 }
 
 /// RFC 9110 §5.6.2: `tchar`.
-fn is_token_byte(byte: u8) -> bool {
+pub(crate) fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 

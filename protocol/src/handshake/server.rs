@@ -1,6 +1,8 @@
 //! The server's side of the opening handshake (RFC 6455 §4.2): check an upgrade request, write
 //! the 101 that accepts it or the HTTP error that refuses it.
 
+use crate::deflate::{DeflateParameters, ServerDeflateConfig};
+use crate::extensions::{self, HEADER_NAME as EXTENSIONS_HEADER};
 use crate::http::{reason_phrase, Headers, Request};
 use crate::Error;
 
@@ -24,6 +26,22 @@ pub struct Upgrade<'a> {
     pub protocols: Vec<&'a str>,
     /// Every header, for whatever else the caller wants to look at.
     pub headers: Headers<'a>,
+}
+
+impl Upgrade<'_> {
+    /// Reads the client's permessage-deflate offers (RFC 7692 §5: every
+    /// `Sec-WebSocket-Extensions` line, every offer in order, quoted values) and returns the
+    /// parameters of the first one `config` accepts, declining invalid ones; `None` when there
+    /// is nothing to accept. Pass the result to [`write_accept_with_deflate`] so the 101 says
+    /// so, and tell the connection's decoder ([`Decoder::with_deflate`]).
+    ///
+    /// [`Decoder::with_deflate`]: crate::message::Decoder::with_deflate
+    pub fn negotiate_deflate(&self, config: &ServerDeflateConfig) -> Option<DeflateParameters> {
+        if !config.enabled {
+            return None;
+        }
+        config.accept(&extensions::parse_headers(&self.headers))
+    }
 }
 
 /// Whether a request asks for a WebSocket at all (`Upgrade: websocket`). A server uses this to
@@ -82,11 +100,50 @@ pub fn write_accept(
     protocol: Option<&str>,
     extra_headers: &[(&str, &str)],
 ) {
+    write_accept_with_deflate(out, upgrade, protocol, None, extra_headers);
+}
+
+/// [`write_accept`] that also answers the permessage-deflate offer the server accepted
+/// ([`Upgrade::negotiate_deflate`]) with `Sec-WebSocket-Extensions` (RFC 7692 §5); `None`
+/// answers without the extension.
+///
+/// ```
+/// use protocol::deflate::ServerDeflateConfig;
+/// use protocol::handshake::server::{validate_request, write_accept_with_deflate};
+/// use protocol::http::{parse_request, Limits};
+///
+/// let request = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///     Sec-WebSocket-Version: 13\r\n\
+///     Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+/// let request = parse_request(request, Limits::default()).unwrap().complete().unwrap();
+/// let upgrade = validate_request(&request).unwrap();
+/// let deflate = upgrade.negotiate_deflate(&ServerDeflateConfig::default());
+///
+/// let mut response = Vec::new();
+/// write_accept_with_deflate(&mut response, &upgrade, None, deflate.as_ref(), &[]);
+/// let response = String::from_utf8(response).unwrap();
+/// assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+/// assert!(response.contains("Sec-WebSocket-Extensions: permessage-deflate; \
+///     server_no_context_takeover; client_no_context_takeover\r\n"));
+/// ```
+pub fn write_accept_with_deflate(
+    out: &mut Vec<u8>,
+    upgrade: &Upgrade<'_>,
+    protocol: Option<&str>,
+    deflate: Option<&DeflateParameters>,
+    extra_headers: &[(&str, &str)],
+) {
     out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
     out.extend_from_slice(accept_value(upgrade.key.as_bytes()).as_bytes());
     out.extend_from_slice(b"\r\n");
     if let Some(protocol) = protocol {
         out.extend_from_slice(format!("Sec-WebSocket-Protocol: {protocol}\r\n").as_bytes());
+    }
+    if let Some(deflate) = deflate {
+        out.extend_from_slice(
+            format!("{EXTENSIONS_HEADER}: {}\r\n", deflate.header_value()).as_bytes(),
+        );
     }
     for (name, value) in extra_headers {
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
@@ -239,6 +296,33 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn a_deflate_offer_is_answered_in_the_101() {
+        let text = RFC_REQUEST.replace(
+            "Sec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; foo\r\nsec-websocket-extensions: permessage-deflate; server_max_window_bits=10; client_max_window_bits\r\n",
+        );
+        let upgrade = validate(&text).unwrap();
+        let agreed = upgrade.negotiate_deflate(&ServerDeflateConfig::default());
+        assert_eq!(agreed.unwrap().server_max_window_bits, Some(10));
+        let mut out = Vec::new();
+        write_accept_with_deflate(&mut out, &upgrade, None, agreed.as_ref(), &[]);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+        assert_eq!(
+            upgrade.negotiate_deflate(&ServerDeflateConfig::disabled()),
+            None
+        );
+        // Without an offer there is nothing to negotiate.
+        assert_eq!(
+            validate(RFC_REQUEST)
+                .unwrap()
+                .negotiate_deflate(&ServerDeflateConfig::default()),
+            None
+        );
     }
 
     #[test]
