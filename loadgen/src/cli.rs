@@ -140,6 +140,11 @@ pub struct Common {
     /// otherwise the same, so it costs what a verified one costs.
     #[arg(long)]
     pub insecure: bool,
+    /// Offer permessage-deflate (RFC 7692) as a browser does (`client_max_window_bits`),
+    /// inflate what comes back compressed and compress what is sent. The report gives bytes on
+    /// the wire beside payload bytes.
+    #[arg(long)]
+    pub compress: bool,
     /// How many client connections to open.
     #[arg(long, default_value_t = 100)]
     pub clients: u32,

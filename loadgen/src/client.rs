@@ -16,11 +16,16 @@
 //! message.
 
 use protocol::close::{encode_payload, CloseCode};
-use protocol::frame::{encode_frame, encode_header, OpCode, Role, MAX_HEADER_LEN};
-use protocol::handshake::client::ClientHandshake;
+use protocol::deflate::{DeflateOffer, DeflateParameters, Inflater};
+use protocol::frame::{
+    encode_compressed_frame, encode_frame, encode_header, OpCode, Role, MAX_HEADER_LEN,
+};
+use protocol::handshake::client::{ClientHandshake, ExpectedResponse};
 use protocol::mask::apply_mask;
-use protocol::message::{Decoder, Event};
+use protocol::message::{Decoder, Event, Incoming};
 use protocol::Status;
+
+use crate::compression::Codec;
 
 use crate::accounting::ReceiverBook;
 use crate::measurements::{Judge, Measurements, Receiver};
@@ -88,6 +93,10 @@ pub struct Client {
     key: [u8; 16],
     /// The text around its probes (empty without a template).
     envelope: Envelope,
+    /// permessage-deflate as agreed in the handshake, if it was offered and accepted.
+    deflate: Option<DeflateParameters>,
+    /// Its own inflater, when its server takes over context from one message to the next.
+    inflater: Option<Box<Inflater>>,
 }
 
 impl Client {
@@ -108,6 +117,8 @@ impl Client {
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             key: [0; 16],
             envelope: Envelope::default(),
+            deflate: None,
+            inflater: None,
         };
         let first = client.next_random().to_le_bytes();
         let second = client.next_random().to_le_bytes();
@@ -187,7 +198,11 @@ impl Client {
             protocols: &protocols,
             extra_headers: &headers,
         };
-        handshake.write_request(&mut self.outgoing);
+        if plan.compress {
+            handshake.write_request_with_deflate(&mut self.outgoing, &DeflateOffer::browser());
+        } else {
+            handshake.write_request(&mut self.outgoing);
+        }
         self.state = State::Handshaking {
             since_ns,
             request_ns: now,
@@ -243,6 +258,7 @@ impl Client {
         plan: &Plan,
         judge: &Judge,
         measurements: &mut Measurements,
+        codec: &mut Codec,
     ) -> Result<(), Ending> {
         let mut start = 0;
         if let State::Handshaking {
@@ -251,14 +267,12 @@ impl Client {
         } = self.state
         {
             let protocols: Vec<&str> = plan.subprotocols.iter().map(String::as_str).collect();
-            let handshake = ClientHandshake {
-                host: "",
-                target: "",
+            let expected = ExpectedResponse {
                 key: self.key,
                 protocols: &protocols,
-                extra_headers: &[],
+                deflate: plan.compress.then(DeflateOffer::browser),
             };
-            match handshake.read_response(input) {
+            match expected.read_response(input) {
                 Ok(Status::Partial) => {
                     if input.len() > MAX_RESPONSE_HEAD {
                         return Err(ending("handshake: response head too large"));
@@ -266,7 +280,19 @@ impl Client {
                     self.keep(input);
                     return Ok(());
                 }
-                Ok(Status::Complete(accepted)) => start = accepted.head_len,
+                Ok(Status::Complete(accepted)) => {
+                    start = accepted.head_len;
+                    if let Some(parameters) = accepted.deflate {
+                        self.deflate = Some(parameters);
+                        self.decoder = Decoder::new(Role::Client, MAX_MESSAGE).with_deflate(true);
+                        if parameters.peer_takes_over_context(Role::Client) {
+                            self.inflater = Some(Box::new(Inflater::with_context_takeover(
+                                parameters.window_bits_for(Role::Server),
+                            )));
+                        }
+                        measurements.compressed_connections += 1;
+                    }
+                }
                 Err(protocol::Error::UnexpectedStatus(status)) => {
                     return Err(ending(&format!("handshake: HTTP {status}")));
                 }
@@ -292,7 +318,7 @@ impl Client {
         if plan.raw {
             self.handle_lines(&input[start..], now, judge, measurements)
         } else {
-            self.handle_frames(&mut input[start..], now, judge, measurements)
+            self.handle_frames(&mut input[start..], now, judge, measurements, codec)
         }
     }
 
@@ -329,6 +355,7 @@ impl Client {
         now: u64,
         judge: &Judge,
         measurements: &mut Measurements,
+        codec: &mut Codec,
     ) -> Result<(), Ending> {
         let mut start = 0;
         loop {
@@ -341,38 +368,55 @@ impl Client {
             };
             let mut pong: Option<([u8; 125], usize)> = None;
             let mut closed_with: Option<u16> = None;
-            match self.decoder.decode(&mut input[start..]) {
-                Ok((consumed, event)) => {
+            let mut broken: Option<protocol::Error> = None;
+            match self.decoder.decode_incoming(&mut input[start..]) {
+                Ok((consumed, incoming)) => {
                     start += consumed;
-                    let Some(event) = event else {
+                    let Some(incoming) = incoming else {
                         self.keep(&input[start..]);
                         return Ok(());
                     };
-                    match event {
-                        Event::Text(_) | Event::Binary(_) => {
+                    match incoming {
+                        Incoming::Compressed(message) => {
+                            let inflater = match self.inflater.as_deref_mut() {
+                                Some(own) => own,
+                                None => &mut codec.inflater,
+                            };
+                            match message.inflate(inflater, MAX_MESSAGE, &mut codec.inflated) {
+                                Ok(event) => {
+                                    let data = event.data().expect("inflated messages are data");
+                                    measurements.payload_bytes_received += data.len() as u64;
+                                    measurements.record_message(judge, &mut receiver, data, now);
+                                }
+                                Err(error) => broken = Some(error),
+                            }
+                        }
+                        Incoming::Event(event @ (Event::Text(_) | Event::Binary(_))) => {
                             let data = event.data().expect("text and binary events carry data");
+                            measurements.payload_bytes_received += data.len() as u64;
                             measurements.record_message(judge, &mut receiver, data, now);
                         }
-                        Event::Ping(payload) => {
+                        Incoming::Event(Event::Ping(payload)) => {
                             let mut copy = [0u8; 125];
                             let len = payload.len().min(125);
                             copy[..len].copy_from_slice(&payload[..len]);
                             pong = Some((copy, len));
                         }
-                        Event::Pong(_) => {}
-                        Event::Close(close) => {
+                        Incoming::Event(Event::Pong(_)) => {}
+                        Incoming::Event(Event::Close(close)) => {
                             closed_with = Some(close.code.map_or(1005, |code| code.0));
                         }
                     }
                 }
-                Err(error) => {
-                    *measurements
-                        .protocol_errors
-                        .entry(error.to_string())
-                        .or_default() += 1;
-                    self.queue_close(error.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR));
-                    return Err(ending(&format!("server broke a rule: {error}")));
-                }
+                Err(error) => broken = Some(error),
+            }
+            if let Some(error) = broken {
+                *measurements
+                    .protocol_errors
+                    .entry(error.to_string())
+                    .or_default() += 1;
+                self.queue_close(error.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR));
+                return Err(ending(&format!("server broke a rule: {error}")));
             }
             if let Some((payload, len)) = pong {
                 self.queue_frame(OpCode::Pong, &payload[..len]);
@@ -392,19 +436,36 @@ impl Client {
 
     /// Queues a probe message of at least `payload_len` bytes, framed and masked in place, or
     /// one newline-terminated line in raw mode. With a template, the probe sits in its envelope
-    /// and is padded so that the whole message is at least `payload_len` bytes.
-    pub fn queue_probe(&mut self, probe: &Probe, payload_len: usize, binary: bool, raw: bool) {
+    /// and is padded so that the whole message is at least `payload_len` bytes. With
+    /// permessage-deflate agreed, the message goes out compressed (RSV1), as a browser's do.
+    /// Returns the message's size before compression.
+    pub fn queue_probe(
+        &mut self,
+        probe: &Probe,
+        payload_len: usize,
+        binary: bool,
+        raw: bool,
+        codec: &mut Codec,
+    ) -> usize {
         let around = self.envelope.before.len() + self.envelope.after.len();
         let line_end = usize::from(raw);
         let probe_len = payload_len
             .saturating_sub(around + line_end)
             .max(PROBE_HEADER_LEN);
         let message_len = around + probe_len + line_end;
+        let opcode = if binary { OpCode::Binary } else { OpCode::Text };
+        if let Some(parameters) = self.deflate {
+            codec.plain.clear();
+            write_message(&mut codec.plain, &self.envelope, probe, probe_len);
+            codec.compress_plain(parameters.window_bits_for(Role::Client));
+            let mask = self.next_mask();
+            encode_compressed_frame(&mut self.outgoing, opcode, &codec.compressed, Some(mask));
+            return message_len;
+        }
         let mask = if raw {
             None
         } else {
             let mask = self.next_mask();
-            let opcode = if binary { OpCode::Binary } else { OpCode::Text };
             let mut header = [0u8; MAX_HEADER_LEN];
             let header_len =
                 encode_header(&mut header, true, opcode, message_len as u64, Some(mask));
@@ -412,17 +473,14 @@ impl Client {
             Some(mask)
         };
         let start = self.outgoing.len();
-        self.outgoing.extend_from_slice(&self.envelope.before);
-        let probe_start = self.outgoing.len();
-        self.outgoing.resize(probe_start + probe_len, 0);
-        probe.write(&mut self.outgoing[probe_start..]);
-        self.outgoing.extend_from_slice(&self.envelope.after);
+        write_message(&mut self.outgoing, &self.envelope, probe, probe_len);
         if raw {
             self.outgoing.push(b'\n');
         }
         if let Some(mask) = mask {
             apply_mask(&mut self.outgoing[start..], mask, 0);
         }
+        message_len
     }
 
     /// Queues a whole frame.
@@ -459,6 +517,15 @@ impl Client {
     }
 }
 
+/// Appends a probe of `probe_len` bytes in its envelope to `out`.
+fn write_message(out: &mut Vec<u8>, envelope: &Envelope, probe: &Probe, probe_len: usize) {
+    out.extend_from_slice(&envelope.before);
+    let probe_start = out.len();
+    out.resize(probe_start + probe_len, 0);
+    probe.write(&mut out[probe_start..]);
+    out.extend_from_slice(&envelope.after);
+}
+
 fn ending(reason: &str) -> Ending {
     Ending {
         reason: reason.to_owned(),
@@ -486,6 +553,7 @@ mod tests {
             threads: 1,
             payload: 64,
             message_template: None,
+            compress: false,
             binary: false,
             raw: false,
             run_id: 9,
@@ -527,7 +595,14 @@ mod tests {
         )
         .into_bytes();
         client
-            .handle_input(&mut response, 5_000, &plan, &judge(), measurements)
+            .handle_input(
+                &mut response,
+                5_000,
+                &plan,
+                &judge(),
+                measurements,
+                &mut Codec::default(),
+            )
             .unwrap();
         client
     }
@@ -572,7 +647,14 @@ mod tests {
         client.handle_connected(&plan, 1, &mut measurements);
         let mut response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec();
         let ending = client
-            .handle_input(&mut response, 2, &plan, &judge(), &mut measurements)
+            .handle_input(
+                &mut response,
+                2,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
             .unwrap_err();
         assert_eq!(ending.reason, "handshake: HTTP 404");
     }
@@ -599,6 +681,7 @@ mod tests {
                         &plan,
                         &judge(),
                         &mut measurements,
+                        &mut Codec::default(),
                     )
                     .unwrap();
             }
@@ -619,7 +702,14 @@ mod tests {
         encode_payload(&mut close, CloseCode::GOING_AWAY, "bye");
         encode_frame(&mut wire, true, OpCode::Close, &close, None);
         let ending = client
-            .handle_input(&mut wire, 1, &plan, &judge(), &mut measurements)
+            .handle_input(
+                &mut wire,
+                1,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
             .unwrap_err();
         assert_eq!(ending.reason, "closed by server with 1001");
         assert_eq!(measurements.close_codes.get(&1001), Some(&1));
@@ -639,7 +729,14 @@ mod tests {
         let mut wire = Vec::new();
         encode_frame(&mut wire, true, OpCode::Text, b"hi", Some([1, 2, 3, 4]));
         let ending = client
-            .handle_input(&mut wire, 1, &plan, &judge(), &mut measurements)
+            .handle_input(
+                &mut wire,
+                1,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
             .unwrap_err();
         assert!(
             ending.reason.starts_with("server broke a rule"),
@@ -663,7 +760,7 @@ mod tests {
             sequence: 0,
             intended_ns: 7,
         };
-        client.queue_probe(&probe, plan.payload, false, false);
+        client.queue_probe(&probe, plan.payload, false, false, &mut Codec::default());
         let mut decoder = Decoder::new(Role::Server, 1024);
         let mut wire = client.outgoing().to_vec();
         let (_, event) = decoder.decode(&mut wire).unwrap();
@@ -706,12 +803,94 @@ mod tests {
         )
         .into_bytes();
         client
-            .handle_input(&mut response, 5, &plan, &judge(), &mut measurements)
+            .handle_input(
+                &mut response,
+                5,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
             .unwrap();
         let mut decoder = Decoder::new(Role::Server, 1024);
         let mut wire = client.outgoing().to_vec();
         let (_, event) = decoder.decode(&mut wire).unwrap();
         assert_eq!(event, Some(Event::Text(r#"{"join":"room0","as":"3"}"#)));
+    }
+
+    #[test]
+    fn a_compressed_delivery_is_inflated_and_a_probe_goes_out_compressed() {
+        let mut plan = plan();
+        plan.compress = true;
+        plan.first_message = None;
+        let mut measurements = Measurements::tracking(1000, 1);
+        let mut codec = Codec::default();
+        let mut client = Client::new(0, 0, Some(0), 7);
+        client.open_at_start = true;
+        client.start_connecting(0);
+        client.handle_connected(&plan, 1, &mut measurements);
+        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        assert!(
+            request.contains(
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            ),
+            "{request}"
+        );
+        let key = request
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .to_owned();
+        let len = client.outgoing().len();
+        client.consume_outgoing(len);
+        let mut input = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n",
+            accept_value(key.as_bytes())
+        )
+        .into_bytes();
+        protocol::deflate::Deflater::new(15).encode_frame(
+            &mut input,
+            OpCode::Text,
+            &probe(1, 0),
+            None,
+        );
+        client
+            .handle_input(
+                &mut input,
+                9,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut codec,
+            )
+            .unwrap();
+        assert_eq!(measurements.compressed_connections, 1);
+        assert_eq!(measurements.received, 1);
+        assert_eq!(measurements.payload_bytes_received, 64);
+        // What it sends is compressed (RSV1) and inflates back to the probe.
+        let sent = Probe {
+            run: 9,
+            sender: 0,
+            sequence: 0,
+            intended_ns: 5,
+        };
+        assert_eq!(client.queue_probe(&sent, 64, false, false, &mut codec), 64);
+        let mut wire = client.outgoing().to_vec();
+        assert_eq!(wire[0], 0x80 | 0x40 | 0x01, "FIN, RSV1, text");
+        let mut decoder = Decoder::new(Role::Server, 1024).with_deflate(true);
+        let (_, incoming) = decoder.decode_incoming(&mut wire).unwrap();
+        let Some(Incoming::Compressed(message)) = incoming else {
+            panic!("{incoming:?}")
+        };
+        let mut out = Vec::new();
+        let event = message
+            .inflate(&mut protocol::deflate::Inflater::new(), 1024, &mut out)
+            .unwrap();
+        let data = event.data().unwrap();
+        assert_eq!(
+            crate::probe::Probes::new(data).collect::<Vec<_>>(),
+            vec![sent]
+        );
     }
 
     #[test]
@@ -728,7 +907,14 @@ mod tests {
         lines.push(b'\n');
         lines.extend_from_slice(&probe(0, 1)[..30]);
         client
-            .handle_input(&mut lines, 1, &plan, &judge(), &mut measurements)
+            .handle_input(
+                &mut lines,
+                1,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
             .unwrap();
         assert_eq!(measurements.received, 1);
         assert_eq!(client.pending_len(), 30);

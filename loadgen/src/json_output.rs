@@ -31,6 +31,7 @@ impl Report {
             fields.insert("payload_bytes".into(), json!(run.payload));
             fields.insert("message_template".into(), json!(run.message_template));
             fields.insert("binary".into(), json!(run.binary));
+            fields.insert("compress".into(), json!(run.compress));
             fields.insert("duration_s".into(), json!(run.duration_s));
             fields.insert("warmup_s".into(), json!(run.warmup_s));
             fields.insert("drain_s".into(), json!(run.after_s));
@@ -86,6 +87,16 @@ impl Report {
             }),
         );
         out.insert("handshake_us".into(), histogram_json(&self.handshake));
+        out.insert(
+            "bytes".into(),
+            json!({
+                "compressed_connections": self.bytes.compressed_connections,
+                "received_wire": self.bytes.wire_received,
+                "received_payload": self.bytes.payload_received,
+                "sent_wire": self.bytes.wire_sent,
+                "sent_payload": self.bytes.payload_sent,
+            }),
+        );
         out.insert(
             "tls_handshake_us".into(),
             histogram_json(&self.tls_handshake),

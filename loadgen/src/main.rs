@@ -10,6 +10,7 @@
 mod accounting;
 mod cli;
 mod client;
+mod compression;
 mod json_output;
 mod limits;
 mod measurements;

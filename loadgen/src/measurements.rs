@@ -131,6 +131,16 @@ pub struct Measurements {
     pub disconnects: BTreeMap<String, u64>,
     /// Clients still open at the end.
     pub open_at_end: u64,
+    /// Connections that agreed to permessage-deflate.
+    pub compressed_connections: u64,
+    /// Bytes read from the server: frames as they travel (after TLS decryption).
+    pub wire_bytes_received: u64,
+    /// Bytes of the data messages received, after inflation.
+    pub payload_bytes_received: u64,
+    /// Bytes written to the server: frames as they travel (before TLS encryption).
+    pub wire_bytes_sent: u64,
+    /// Bytes of the probe messages sent, before compression.
+    pub payload_bytes_sent: u64,
     /// Every receiver's book, filled at the end.
     pub receivers: Vec<ReceiverRecord>,
     /// Per target (URL), when there is more than one.
@@ -161,6 +171,11 @@ impl Default for Measurements {
             protocol_errors: BTreeMap::new(),
             disconnects: BTreeMap::new(),
             open_at_end: 0,
+            compressed_connections: 0,
+            wire_bytes_received: 0,
+            payload_bytes_received: 0,
+            wire_bytes_sent: 0,
+            payload_bytes_sent: 0,
             receivers: Vec::new(),
             per_target: Vec::new(),
         }

@@ -60,6 +60,8 @@ pub struct Plan {
     pub payload: usize,
     /// The message around each probe, when the server has a protocol of its own.
     pub message_template: Option<MessageTemplate>,
+    /// Offer permessage-deflate (RFC 7692) as a browser does.
+    pub compress: bool,
     /// Binary frames instead of text.
     pub binary: bool,
     /// Newline-framed text over plain TCP instead of WebSocket.

@@ -35,6 +35,8 @@ pub struct RunDescription {
     pub message_template: Option<String>,
     /// Binary frames.
     pub binary: bool,
+    /// permessage-deflate offered.
+    pub compress: bool,
     /// Seconds measured.
     pub duration_s: f64,
     /// Seconds of warmup.
@@ -103,6 +105,21 @@ pub struct UrlFigures {
     pub delivery: Histogram<u64>,
     /// Handshake latency of its clients (µs).
     pub handshake: Histogram<u64>,
+}
+
+/// Bytes that crossed the connections, as frames and as message payloads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bytes {
+    /// Connections that agreed to permessage-deflate.
+    pub compressed_connections: u64,
+    /// Frame bytes read (after TLS decryption).
+    pub wire_received: u64,
+    /// Data message bytes received, after inflation.
+    pub payload_received: u64,
+    /// Frame bytes written (before TLS encryption).
+    pub wire_sent: u64,
+    /// Probe message bytes sent, before compression.
+    pub payload_sent: u64,
 }
 
 /// Every figure of a run.
@@ -184,6 +201,8 @@ pub struct Report {
     pub thresholds: Vec<threshold::Outcome>,
     /// Per URL, when there are several (empty otherwise).
     pub per_url: Vec<UrlFigures>,
+    /// Bytes on the wire and in payloads.
+    pub bytes: Bytes,
 }
 
 impl Report {
@@ -228,7 +247,13 @@ impl Report {
         } else {
             Vec::new()
         };
+        let mut bytes = Bytes::default();
         for result in results {
+            bytes.compressed_connections += result.compressed_connections;
+            bytes.wire_received += result.wire_bytes_received;
+            bytes.payload_received += result.payload_bytes_received;
+            bytes.wire_sent += result.wire_bytes_sent;
+            bytes.payload_sent += result.payload_bytes_sent;
             for (figures, measured) in per_url.iter_mut().zip(&result.per_target) {
                 let _ = figures.delivery.add(&measured.delivery);
                 let _ = figures.handshake.add(&measured.handshake);
@@ -425,6 +450,7 @@ impl Report {
             invalid_reasons: Vec::new(),
             thresholds: Vec::new(),
             per_url,
+            bytes,
         };
         report.invalid_reasons = verdict::reasons(&report.facts());
         report.thresholds = report

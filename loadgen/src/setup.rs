@@ -74,6 +74,9 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         .iter()
         .map(|url| target::parse_target(url, common.rooms))
         .collect::<Result<Vec<_>, _>>()?;
+    if common.raw && common.compress {
+        return Err("--raw speaks plain TCP; it cannot be used with --compress".into());
+    }
     let tls = if targets.iter().any(|target| target.tls) {
         if common.raw {
             return Err("--raw speaks plain TCP; it cannot be used with wss:// URLs".into());
@@ -151,6 +154,7 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         payload: message.payload,
         message_template: template_text,
         binary: message.binary,
+        compress: common.compress,
         duration_s: message.duration.as_secs_f64(),
         warmup_s: message.warmup.as_secs_f64(),
         threads,
@@ -177,6 +181,7 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         threads,
         payload: message.payload,
         message_template,
+        compress: common.compress,
         binary: message.binary,
         raw: common.raw,
         run_id,

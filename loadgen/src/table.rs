@@ -110,6 +110,7 @@ impl Report {
                     .to_owned(),
             );
         }
+        self.write_bytes(&mut out);
         self.write_cpu(&mut out);
         if !self.thresholds.is_empty() {
             let parts: Vec<String> = self
@@ -158,6 +159,9 @@ impl Report {
             RunKind::Connect => {
                 let _ = write!(out, ", held {}s", run.after_s);
             }
+        }
+        if run.compress {
+            let _ = write!(out, ", permessage-deflate offered");
         }
         if let Some(template) = &run.message_template {
             let _ = write!(out, ", message {template}");
@@ -324,6 +328,37 @@ impl Report {
         self.write_undelivered(out, "with unanswered", "answers");
     }
 
+    fn write_bytes(&self, out: &mut String) {
+        let bytes = &self.bytes;
+        if !self.run.kind.sends() {
+            return;
+        }
+        let ratio = |wire: u64, payload: u64| {
+            if payload == 0 {
+                String::new()
+            } else {
+                format!(" ({:.0}%)", wire as f64 * 100.0 / payload as f64)
+            }
+        };
+        let mut text = format!(
+            "received {} on the wire for {} of payload{}; sent {} for {}{}",
+            format_bytes(bytes.wire_received),
+            format_bytes(bytes.payload_received),
+            ratio(bytes.wire_received, bytes.payload_received),
+            format_bytes(bytes.wire_sent),
+            format_bytes(bytes.payload_sent),
+            ratio(bytes.wire_sent, bytes.payload_sent),
+        );
+        if self.run.compress {
+            let _ = write!(
+                text,
+                "; permessage-deflate agreed on {} of {} connections",
+                bytes.compressed_connections, self.connected
+            );
+        }
+        line(out, "bytes", text);
+    }
+
     fn write_cpu(&self, out: &mut String) {
         let resources = &self.resources;
         if resources.wall_s <= 0.0 {
@@ -376,6 +411,17 @@ fn reasons(counts: &BTreeMap<String, u64>) -> String {
         .map(|(reason, count)| format!("{reason}: {count}"))
         .collect();
     format!(" ({})", parts.join(", "))
+}
+
+/// Formats a byte count with a unit that suits it.
+fn format_bytes(bytes: u64) -> String {
+    if bytes < 10 * 1024 {
+        format!("{bytes} B")
+    } else if bytes < 10 << 20 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    }
 }
 
 /// Formats a microsecond value with a unit that suits it.

@@ -17,6 +17,7 @@ use protocol::close::CloseCode;
 use timerfd::{ClockId, SetTimeFlags, TimerFd, TimerState};
 
 use crate::client::{Client, State, MAX_RESPONSE_HEAD};
+use crate::compression::Codec;
 use crate::measurements::{Judge, Measurements, ReceiverRecord};
 use crate::plan::{Plan, RunKind};
 use crate::probe::Probe;
@@ -82,6 +83,8 @@ pub struct Worker {
     senders: Vec<usize>,
     read_buffer: Vec<u8>,
     measurements: Measurements,
+    /// permessage-deflate state shared by this worker's clients.
+    codec: Codec,
     schedule: Option<Schedule>,
     next_to_connect: usize,
     ramp_start_ns: u64,
@@ -143,6 +146,7 @@ impl Worker {
             senders,
             read_buffer: vec![0; READ_BUFFER_LEN + MAX_RESPONSE_HEAD],
             measurements: Measurements::tracking(tracked, plan_targets),
+            codec: Codec::default(),
             schedule: None,
             next_to_connect: 0,
             next_timeout_check_ns: 0,
@@ -343,7 +347,14 @@ impl Worker {
                     sequence: client.next_k,
                     intended_ns,
                 };
-                client.queue_probe(&probe, self.plan.payload, self.plan.binary, self.plan.raw);
+                let message_len = client.queue_probe(
+                    &probe,
+                    self.plan.payload,
+                    self.plan.binary,
+                    self.plan.raw,
+                    &mut self.codec,
+                );
+                self.measurements.payload_bytes_sent += message_len as u64;
                 client.next_k += 1;
                 queued = true;
                 let lag_us = now.saturating_sub(intended_ns) / 1000;
@@ -459,6 +470,7 @@ impl Worker {
             }
         }
         client.consume_outgoing(written);
+        self.measurements.wire_bytes_sent += written as u64;
         let tls_flushed = match stream.flush_tls() {
             Ok(all) => all,
             Err(error) => {
@@ -521,6 +533,7 @@ impl Worker {
                     return;
                 }
                 Ok(read) => {
+                    self.measurements.wire_bytes_received += read as u64;
                     self.clients[index].take_pending(&mut self.read_buffer[..kept]);
                     let now = self.shared.clock.now_ns();
                     let len = kept + read;
@@ -592,6 +605,7 @@ impl Worker {
             &self.plan,
             &judge,
             &mut self.measurements,
+            &mut self.codec,
         );
         if was_handshaking && client.state == State::Open {
             self.shared.connected.fetch_add(1, Ordering::Relaxed);

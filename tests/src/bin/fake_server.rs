@@ -12,6 +12,8 @@
 //! - `--drop-every N`: one delivery in every N is not written (the Nth, 2Nth, ...).
 //! - `--close-after-ms T`: T ms after the first message, every client gets close 1001.
 //! - `--status CODE`: every handshake is refused with this HTTP status.
+//! - `--deflate`: permessage-deflate (RFC 7692) is required (a client that does not offer it
+//!   gets 400); every message from clients is inflated, every broadcast compressed.
 //! - `--max-clients N`: connections beyond the first N are refused with HTTP 503.
 //! - `--batch-ms N`: messages arriving within N ms go out to each client as one text message,
 //!   separated by newlines (as chat hubs that drain a client's queue into one write do).
@@ -27,10 +29,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protocol::close::{encode_payload, CloseCode};
+use protocol::deflate::{Deflater, Inflater, ServerDeflateConfig};
 use protocol::frame::{encode_frame, OpCode, Role};
-use protocol::handshake::server::{validate_request, write_accept, write_refusal};
+use protocol::handshake::server::{
+    validate_request, write_accept, write_accept_with_deflate, write_refusal,
+};
 use protocol::http::{parse_request, Limits};
-use protocol::message::{Decoder, Event};
+use protocol::message::{Decoder, Event, Incoming as MessageIn};
 use protocol::Status;
 
 #[derive(Default, Clone)]
@@ -46,6 +51,7 @@ struct Options {
     wrap_json: bool,
     duplicate_old: u64,
     max_clients: Option<usize>,
+    deflate: bool,
 }
 
 /// A message from a client: when it came, whether it was binary, its payload.
@@ -71,7 +77,8 @@ fn main() {
             Some(max) if accepted >= max => Some(503),
             _ => options.status,
         };
-        std::thread::spawn(move || serve(stream, clients, messages, status));
+        let deflate = options.deflate;
+        std::thread::spawn(move || serve(stream, clients, messages, status, deflate));
     }
 }
 
@@ -95,6 +102,11 @@ fn parse_options() -> Options {
             "--status" => options.status = Some(value.parse().expect("a status")),
             "--batch-ms" => options.batch = Some(ms()),
             "--max-clients" => options.max_clients = Some(value.parse().expect("a number")),
+            "--deflate" => {
+                options.deflate = true;
+                index += 1;
+                continue;
+            }
             "--wrap-json" => {
                 options.wrap_json = true;
                 index += 1;
@@ -112,7 +124,13 @@ fn parse_options() -> Options {
 }
 
 /// One client: handshake, then every message it sends goes to the delivery thread.
-fn serve(mut stream: TcpStream, clients: Clients, messages: Sender<Incoming>, status: Option<u16>) {
+fn serve(
+    mut stream: TcpStream,
+    clients: Clients,
+    messages: Sender<Incoming>,
+    status: Option<u16>,
+    deflate: bool,
+) {
     let _ = stream.set_nodelay(true);
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 65536];
@@ -130,25 +148,55 @@ fn serve(mut stream: TcpStream, clients: Clients, messages: Sender<Incoming>, st
             Err(_) => return,
         };
         let mut response = Vec::new();
+        let mut refused = status.is_some();
         match (status, validate_request(&request)) {
+            (None, Ok(upgrade)) if deflate => {
+                match upgrade.negotiate_deflate(&ServerDeflateConfig::default()) {
+                    Some(agreed) => {
+                        write_accept_with_deflate(
+                            &mut response,
+                            &upgrade,
+                            None,
+                            Some(&agreed),
+                            &[],
+                        );
+                    }
+                    None => {
+                        write_refusal(&mut response, 400, "fake_server wants permessage-deflate");
+                        refused = true;
+                    }
+                }
+            }
             (None, Ok(upgrade)) => write_accept(&mut response, &upgrade, None, &[]),
             (Some(status), _) => write_refusal(&mut response, status, "refused by fake_server"),
             (None, Err(error)) => write_refusal(&mut response, 400, &error.to_string()),
         }
         let _ = stream.write_all(&response);
-        if status.is_some() {
+        if refused {
             return;
         }
         break request.head_len;
     };
     buffer.drain(..head_len);
     clients.lock().unwrap().push(stream.try_clone().unwrap());
-    let mut decoder = Decoder::new(Role::Server, 1 << 20);
+    let mut decoder = Decoder::new(Role::Server, 1 << 20).with_deflate(deflate);
+    let mut inflater = Inflater::new();
+    let mut inflated = Vec::new();
     loop {
         loop {
-            let (consumed, event) = match decoder.decode(&mut buffer) {
+            let (consumed, incoming) = match decoder.decode_incoming(&mut buffer) {
                 Ok(result) => result,
                 Err(_) => return,
+            };
+            let event = match incoming {
+                Some(MessageIn::Event(event)) => Some(event),
+                Some(MessageIn::Compressed(compressed)) => {
+                    match compressed.inflate(&mut inflater, 1 << 20, &mut inflated) {
+                        Ok(event) => Some(event),
+                        Err(_) => return,
+                    }
+                }
+                None => None,
             };
             let message = match event {
                 Some(Event::Text(text)) => Some((false, text.as_bytes().to_vec())),
@@ -176,6 +224,18 @@ fn frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     encode_frame(&mut out, true, opcode, payload, None);
     out
+}
+
+/// A data frame, compressed when permessage-deflate is on.
+fn data_frame(opcode: OpCode, payload: &[u8], deflater: &mut Option<Deflater>) -> Vec<u8> {
+    match deflater {
+        Some(deflater) => {
+            let mut out = Vec::new();
+            deflater.encode_frame(&mut out, opcode, payload, None);
+            out
+        }
+        None => frame(opcode, payload),
+    }
 }
 
 /// Wraps a message in a JSON envelope, escaping it as JSON requires.
@@ -206,6 +266,7 @@ fn deliver(inbox: Receiver<Incoming>, clients: Clients, options: Options) {
     // The message to send a second time to the second client, and after which message.
     let mut late_copy: Option<(u64, Vec<u8>)> = None;
     let mut batch: Vec<u8> = Vec::new();
+    let mut deflater = options.deflate.then(|| Deflater::new(15));
     let mut batch_due: Option<Instant> = None;
     loop {
         let timeout = match batch_due {
@@ -229,7 +290,7 @@ fn deliver(inbox: Receiver<Incoming>, clients: Clients, options: Options) {
         }
         if batch_due.is_some_and(|due| now >= due) {
             batch_due = None;
-            let bytes = frame(OpCode::Text, &batch);
+            let bytes = data_frame(OpCode::Text, &batch, &mut deflater);
             batch.clear();
             for client in clients.lock().unwrap().iter_mut() {
                 let _ = client.write_all(&bytes);
@@ -267,7 +328,7 @@ fn deliver(inbox: Receiver<Incoming>, clients: Clients, options: Options) {
             continue;
         }
         let opcode = if binary { OpCode::Binary } else { OpCode::Text };
-        let bytes = frame(opcode, &payload);
+        let bytes = data_frame(opcode, &payload, &mut deflater);
         let mut clients = clients.lock().unwrap();
         for (position, client) in clients.iter_mut().enumerate() {
             deliveries += 1;
