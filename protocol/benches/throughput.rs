@@ -1,13 +1,15 @@
 //! Throughput of the hot paths, measured (not asserted): unmasking next to `memcpy` of the same
-//! buffer, decoding 64-byte and 64-KiB frames, and parsing handshakes.
+//! buffer, decoding 64-byte and 64-KiB frames, parsing handshakes, and permessage-deflate's
+//! compress and inflate of ~300-byte and ~2-KB JSON chat messages.
 //!
-//! `cargo bench -p protocol` prints one line per figure. A plain `Instant` harness: each figure
+//! `cargo bench -p fanout-websocket` (`make bench-protocol`) prints one line per figure. A plain `Instant` harness: each figure
 //! is the best of several timed rounds, each round long enough (about 0.2 s) to swamp timer
 //! noise.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use protocol::deflate::{Deflater, Inflater};
 use protocol::frame::{encode_frame, OpCode, Role};
 use protocol::handshake::server::validate_request;
 use protocol::http::{parse_request, Limits};
@@ -123,4 +125,74 @@ fn main() {
         1.0 / handshake / 1e6,
         1.0 / handshake_with_response / 1e6
     );
+
+    compression();
+}
+
+/// A chat message as the chat page and loadgen send it, with `text_len` bytes of words.
+fn chat_message(text_len: usize, seq: u64) -> String {
+    const WORDS: [&str; 16] = [
+        "the", "server", "sends", "every", "message", "once", "to", "all", "members", "of", "room",
+        "and", "latency", "stays", "low", "today",
+    ];
+    let mut text = String::new();
+    let mut index = seq as usize;
+    while text.len() < text_len {
+        index = index.wrapping_mul(31).wrapping_add(7);
+        text.push_str(WORDS[index % WORDS.len()]);
+        text.push(' ');
+    }
+    format!(
+        r#"{{"type":"message","room":"lobby","user":"user-{:04}","seq":{seq},"sent_ns":{},"text":"{}"}}"#,
+        seq % 1000,
+        1_700_000_000_000_000_000u64 + seq * 1_000_003,
+        text.trim_end()
+    )
+}
+
+fn compression() {
+    for (label, text_len) in [("~300 B", 190usize), ("~2 KB", 1900)] {
+        let messages: Vec<String> = (0..64).map(|seq| chat_message(text_len, seq)).collect();
+        let total: usize = messages.iter().map(String::len).sum();
+        let average = total / messages.len();
+        for level in [1u32, 6] {
+            let mut deflater = Deflater::with_level(15, level);
+            let mut compressed = Vec::with_capacity(4096);
+            let compress = best_seconds_per_call(|| {
+                for message in &messages {
+                    compressed.clear();
+                    deflater.compress(black_box(message.as_bytes()), &mut compressed);
+                    black_box(&compressed);
+                }
+            }) / messages.len() as f64;
+            let payloads: Vec<Vec<u8>> = messages
+                .iter()
+                .map(|message| {
+                    let mut payload = Vec::new();
+                    deflater.compress(message.as_bytes(), &mut payload);
+                    payload
+                })
+                .collect();
+            let compressed_total: usize = payloads.iter().map(Vec::len).sum();
+            let mut inflater = Inflater::new();
+            let mut inflated = Vec::with_capacity(4096);
+            let inflate = best_seconds_per_call(|| {
+                for payload in &payloads {
+                    inflated.clear();
+                    inflater
+                        .inflate(black_box(payload), 1 << 20, &mut inflated)
+                        .unwrap();
+                    black_box(&inflated);
+                }
+            }) / messages.len() as f64;
+            println!(
+                "deflate {label} JSON ({average} B avg), level {level}: compress {:>5.2} us/msg ({:>6.1} MB/s) | inflate {:>5.2} us/msg ({:>6.1} MB/s) | size {:.2} of original",
+                compress * 1e6,
+                average as f64 / compress / 1e6,
+                inflate * 1e6,
+                average as f64 / inflate / 1e6,
+                compressed_total as f64 / total as f64,
+            );
+        }
+    }
 }

@@ -23,6 +23,8 @@ pub enum Error {
     InvalidStatusLine,
     /// A header line has no colon, an empty or non-token name, or a control character (400).
     InvalidHeader,
+    /// A line of the head ends in a bare LF instead of CRLF (RFC 9112 §2.2) (400).
+    BareLineFeed,
     /// The request method is not `GET` (§4.2.1 item 1) (405).
     MethodNotGet,
     /// The request is not HTTP/1.1 or later (§4.2.1 item 1) (400).
@@ -48,6 +50,11 @@ pub enum Error {
     InvalidUrl,
     /// A `wss://` URL: TLS is not supported by this crate's users yet.
     TlsNotSupported,
+    /// The server answered with an extension the client did not offer (§4.1 item 5, §9.1).
+    UnofferedExtension,
+    /// The server's permessage-deflate answer breaks RFC 7692 §5 or §7.1: an unknown,
+    /// duplicate or invalid parameter, or a window the offer did not allow (client side).
+    InvalidDeflateResponse,
 
     // --- framing, RFC 6455 §5 ---
     /// A client sent a frame without a mask (§5.1) (1002).
@@ -69,7 +76,12 @@ pub enum Error {
     /// A new text or binary frame while a fragmented message is unfinished (§5.4) (1002).
     ExpectedContinuation,
     /// A message larger than the configured maximum, refused before it is buffered (§7.4.1) (1009).
+    /// For a compressed message, the inflated size counts, checked while inflating (RFC 7692 §8.1).
     MessageTooBig,
+    /// RSV1 on a control frame: control frames are never compressed (RFC 7692 §6.1) (1002).
+    CompressedControlFrame,
+    /// RSV1 on a continuation frame: only a message's first frame carries it (RFC 7692 §6.1) (1002).
+    CompressedContinuation,
 
     // --- close frames, RFC 6455 §5.5.1 and §7.4 ---
     /// A close frame whose payload is exactly one byte: a code needs two (§5.5.1) (1002).
@@ -82,6 +94,8 @@ pub enum Error {
     // --- payload data, RFC 6455 §8.1 ---
     /// A text message that is not UTF-8 (§8.1) (1007).
     InvalidUtf8,
+    /// A compressed message that does not inflate (RFC 7692 §7.2.2) (1007).
+    InvalidCompressedData,
 }
 
 impl Error {
@@ -100,8 +114,12 @@ impl Error {
             | UnexpectedContinuation
             | ExpectedContinuation
             | CloseFrameOneByte
-            | InvalidCloseCode(_) => Some(CloseCode::PROTOCOL_ERROR),
-            InvalidUtf8 | InvalidUtf8InCloseReason => Some(CloseCode::INVALID_PAYLOAD),
+            | InvalidCloseCode(_)
+            | CompressedControlFrame
+            | CompressedContinuation => Some(CloseCode::PROTOCOL_ERROR),
+            InvalidUtf8 | InvalidUtf8InCloseReason | InvalidCompressedData => {
+                Some(CloseCode::INVALID_PAYLOAD)
+            }
             MessageTooBig => Some(CloseCode::MESSAGE_TOO_BIG),
             _ => None,
         }
@@ -115,6 +133,7 @@ impl Error {
             HeadTooLarge | TooManyHeaders => Some(431),
             InvalidRequestLine
             | InvalidHeader
+            | BareLineFeed
             | UnsupportedHttpVersion
             | MissingHost
             | MissingUpgradeWebSocket
@@ -136,6 +155,7 @@ impl fmt::Display for Error {
             InvalidRequestLine => f.write_str("invalid http request line"),
             InvalidStatusLine => f.write_str("invalid http status line"),
             InvalidHeader => f.write_str("invalid http header line"),
+            BareLineFeed => f.write_str("a line of the http head ends in a bare LF, not CRLF"),
             MethodNotGet => f.write_str("websocket handshake method is not GET"),
             UnsupportedHttpVersion => f.write_str("websocket handshake needs HTTP/1.1"),
             MissingHost => f.write_str("missing Host header"),
@@ -150,6 +170,12 @@ impl fmt::Display for Error {
             }
             InvalidUrl => f.write_str("invalid websocket url (expected ws://host[:port][/path])"),
             TlsNotSupported => f.write_str("wss:// (TLS) is not supported yet"),
+            UnofferedExtension => {
+                f.write_str("server answered with an extension that was not offered")
+            }
+            InvalidDeflateResponse => {
+                f.write_str("server's permessage-deflate answer is invalid (RFC 7692 section 7.1)")
+            }
             UnmaskedFrameFromClient => f.write_str("client frame is not masked"),
             MaskedFrameFromServer => f.write_str("server frame is masked"),
             ReservedBitsSet => f.write_str("reserved bits set without an extension"),
@@ -160,10 +186,13 @@ impl fmt::Display for Error {
             UnexpectedContinuation => f.write_str("continuation frame with nothing to continue"),
             ExpectedContinuation => f.write_str("new data frame inside a fragmented message"),
             MessageTooBig => f.write_str("message too big"),
+            CompressedControlFrame => f.write_str("compressed (RSV1) control frame"),
+            CompressedContinuation => f.write_str("RSV1 set on a continuation frame"),
             CloseFrameOneByte => f.write_str("close frame payload of one byte"),
             InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
             InvalidUtf8InCloseReason => f.write_str("close reason is not utf-8"),
             InvalidUtf8 => f.write_str("text message is not utf-8"),
+            InvalidCompressedData => f.write_str("compressed message does not inflate"),
         }
     }
 }

@@ -15,6 +15,36 @@
 //! |                               |Masking-key, if MASK set to 1  |
 //! +-------------------------------+-------------------------------+
 //! ```
+//!
+//! Encoding, as each role sends (RFC 6455 §5.7's examples):
+//!
+//! ```
+//! use protocol::frame::{encode_frame, encode_header, OpCode, MAX_HEADER_LEN};
+//!
+//! // A server's frames are not masked: the same bytes can go to every receiver.
+//! let mut wire = Vec::new();
+//! encode_frame(&mut wire, true, OpCode::Text, b"Hello", None);
+//! assert_eq!(wire, [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+//!
+//! // A client masks every frame with a key it draws at random for each frame (§5.3).
+//! wire.clear();
+//! encode_frame(&mut wire, true, OpCode::Text, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]));
+//! assert_eq!(wire, [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+//!
+//! // A fragmented message: FIN only on the last fragment, continuations after the first.
+//! wire.clear();
+//! encode_frame(&mut wire, false, OpCode::Text, b"Hel", None);
+//! encode_frame(&mut wire, true, OpCode::Continuation, b"lo", None);
+//! assert_eq!(wire, [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
+//!
+//! // Only the header, for a payload that is written from elsewhere (e.g. `write_vectored`).
+//! let mut header = [0u8; MAX_HEADER_LEN];
+//! let len = encode_header(&mut header, true, OpCode::Binary, 65536, None);
+//! assert_eq!(header[..len], [0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]);
+//! ```
+//!
+//! A message compressed with permessage-deflate carries RSV1 on its first frame:
+//! [`encode_compressed_frame`], or [`Deflater::encode_frame`](crate::deflate::Deflater::encode_frame).
 
 use crate::{mask, Error, Status};
 
@@ -89,6 +119,9 @@ impl OpCode {
 pub struct FrameHeader {
     /// FIN: this is the final fragment of a message.
     pub fin: bool,
+    /// RSV1: with permessage-deflate negotiated, "Per-Message Compressed" on the first frame of
+    /// a message (RFC 7692 §6). Only [`decode_header_with`] lets it through.
+    pub rsv1: bool,
     /// The opcode.
     pub opcode: OpCode,
     /// The masking key, present on every client frame (§5.3).
@@ -106,16 +139,35 @@ pub struct FrameHeader {
 /// opcodes, fragmented or long control frames, a 64-bit length with its top bit set, or a mask
 /// bit that does not fit the sender's role.
 pub fn decode_header(buf: &[u8], role: Role) -> Result<Status<FrameHeader>, Error> {
+    decode_header_with(buf, role, false)
+}
+
+/// [`decode_header`] on a connection that may have negotiated permessage-deflate: when
+/// `permessage_deflate` is true, RSV1 is allowed on the first frame of a data message
+/// (RFC 7692 §6) and refused on a control frame ([`Error::CompressedControlFrame`]) or a
+/// continuation frame ([`Error::CompressedContinuation`]). RSV2 and RSV3 are always refused.
+pub fn decode_header_with(
+    buf: &[u8],
+    role: Role,
+    permessage_deflate: bool,
+) -> Result<Status<FrameHeader>, Error> {
     let Some(&first) = buf.first() else {
         return Ok(Status::Partial);
     };
-    if first & 0x70 != 0 {
+    let rsv1 = first & 0x40 != 0;
+    if first & 0x30 != 0 || (rsv1 && !permessage_deflate) {
         return Err(Error::ReservedBitsSet);
     }
     let fin = first & 0x80 != 0;
     let opcode = OpCode::from_u8(first & 0x0F)?;
     if opcode.is_control() && !fin {
         return Err(Error::FragmentedControlFrame);
+    }
+    if rsv1 && opcode.is_control() {
+        return Err(Error::CompressedControlFrame);
+    }
+    if rsv1 && opcode == OpCode::Continuation {
+        return Err(Error::CompressedContinuation);
     }
     let Some(&second) = buf.get(1) else {
         return Ok(Status::Partial);
@@ -161,6 +213,7 @@ pub fn decode_header(buf: &[u8], role: Role) -> Result<Status<FrameHeader>, Erro
     };
     Ok(Status::Complete(FrameHeader {
         fin,
+        rsv1,
         opcode,
         mask,
         payload_len,
@@ -178,7 +231,20 @@ pub fn encode_header(
     payload_len: u64,
     mask: Option<[u8; 4]>,
 ) -> usize {
-    out[0] = (u8::from(fin) << 7) | opcode.as_u8();
+    encode_header_with_rsv1(out, fin, false, opcode, payload_len, mask)
+}
+
+/// [`encode_header`] with RSV1: set it on the first frame of a message compressed with
+/// permessage-deflate (RFC 7692 §6), and on no other frame.
+pub fn encode_header_with_rsv1(
+    out: &mut [u8; MAX_HEADER_LEN],
+    fin: bool,
+    rsv1: bool,
+    opcode: OpCode,
+    payload_len: u64,
+    mask: Option<[u8; 4]>,
+) -> usize {
+    out[0] = (u8::from(fin) << 7) | (u8::from(rsv1) << 6) | opcode.as_u8();
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let mut len = if payload_len < 126 {
         out[1] = mask_bit | payload_len as u8;
@@ -208,8 +274,34 @@ pub fn encode_frame(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
+    append_frame(out, fin, false, opcode, payload, mask);
+}
+
+/// Appends a whole message already compressed with permessage-deflate as one frame: FIN and
+/// RSV1 set (RFC 7692 §6), then `compressed` (the payload without its `00 00 ff ff` tail, as
+/// [`Deflater::compress`](crate::deflate::Deflater::compress) makes it). A server compresses
+/// a broadcast once, frames it once with this, and shares the bytes with every receiver that
+/// negotiated the extension.
+pub fn encode_compressed_frame(
+    out: &mut Vec<u8>,
+    opcode: OpCode,
+    compressed: &[u8],
+    mask: Option<[u8; 4]>,
+) {
+    append_frame(out, true, true, opcode, compressed, mask);
+}
+
+fn append_frame(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv1: bool,
+    opcode: OpCode,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) {
     let mut header = [0u8; MAX_HEADER_LEN];
-    let header_len = encode_header(&mut header, fin, opcode, payload.len() as u64, mask);
+    let header_len =
+        encode_header_with_rsv1(&mut header, fin, rsv1, opcode, payload.len() as u64, mask);
     out.reserve(header_len + payload.len());
     out.extend_from_slice(&header[..header_len]);
     let start = out.len();
@@ -477,5 +569,40 @@ mod tests {
         out.clear();
         encode_frame(&mut out, true, OpCode::Text, b"Hello", Some(MASK));
         assert_eq!(out, hex("81 85 37 fa 21 3d 7f 9f 4d 51 58"));
+    }
+
+    #[test]
+    fn rsv1_passes_only_where_permessage_deflate_allows_it() {
+        let cases: &[(&str, bool, Result<bool, Error>)] = &[
+            ("c1 05", true, Ok(true)),
+            ("c2 05", true, Ok(true)),
+            ("41 05", true, Ok(true)),
+            ("81 05", true, Ok(false)),
+            ("c1 05", false, Err(Error::ReservedBitsSet)),
+            ("e1 05", true, Err(Error::ReservedBitsSet)),
+            ("d1 05", true, Err(Error::ReservedBitsSet)),
+            ("c0 05", true, Err(Error::CompressedContinuation)),
+            ("c9 00", true, Err(Error::CompressedControlFrame)),
+            ("ca 00", true, Err(Error::CompressedControlFrame)),
+            ("c8 00", true, Err(Error::CompressedControlFrame)),
+        ];
+        for (bytes, negotiated, expected) in cases {
+            let got = decode_header_with(&hex(bytes), Role::Client, *negotiated)
+                .map(|status| status.complete().unwrap().rsv1);
+            assert_eq!(got, *expected, "{bytes} negotiated {negotiated}");
+        }
+    }
+
+    #[test]
+    fn compressed_frames_carry_rsv1_on_the_first_frame_only() {
+        let mut out = Vec::new();
+        encode_compressed_frame(&mut out, OpCode::Text, &hex("f2 48 cd c9 c9 07 00"), None);
+        // RFC 7692 §7.2.3.1.
+        assert_eq!(out, hex("c1 07 f2 48 cd c9 c9 07 00"));
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let len = encode_header_with_rsv1(&mut header, false, true, OpCode::Text, 3, None);
+        assert_eq!(header[..len], hex("41 03"));
+        let len = encode_header_with_rsv1(&mut header, true, false, OpCode::Continuation, 4, None);
+        assert_eq!(header[..len], hex("80 04"));
     }
 }

@@ -17,6 +17,8 @@
 //! | [`message`] | §5.4, §5.5, §7 | assemble frames into messages and control events, enforce every rule |
 //! | [`close`] | §5.5.1, §7.4 | close codes and close frame payloads |
 //! | [`utf8`] | §8.1 | incremental, fail-fast UTF-8 validation |
+//! | [`extensions`] | §9.1 | parse `Sec-WebSocket-Extensions`: several lines, several offers, quoted values |
+//! | [`deflate`] | RFC 7692 | permessage-deflate: negotiation, and a deflater and inflater the caller owns |
 //!
 //! A server's receive path in a few lines:
 //!
@@ -41,7 +43,9 @@
 #![forbid(unsafe_code)]
 
 pub mod close;
+pub mod deflate;
 mod error;
+pub mod extensions;
 pub mod frame;
 pub mod handshake;
 pub mod http;
@@ -51,6 +55,11 @@ pub mod url;
 pub mod utf8;
 
 pub use error::Error;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// The outcome of parsing input that may be incomplete.
 ///

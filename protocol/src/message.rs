@@ -14,11 +14,20 @@
 //!   they come. A control frame cut by the end of the input is left unconsumed (at most 131
 //!   bytes), like a cut frame header.
 //!
-//! The caller's loop: call [`Decoder::decode`] on the unconsumed bytes until it returns no
-//! event; keep the unconsumed rest (a cut header or control frame) for the next read.
+//! - With permessage-deflate negotiated ([`Decoder::with_deflate`], RFC 7692), a message whose
+//!   first frame has RSV1 is not inflated here: [`Decoder::decode_incoming`] hands back its
+//!   compressed payload ([`Incoming::Compressed`]), lent from the input when it came whole in
+//!   one frame and assembled otherwise, and the caller inflates it with the
+//!   [`Inflater`] it owns ([`CompressedMessage::inflate`]). The
+//!   decoder keeps no compression state: one inflater serves a whole event loop.
+//!
+//! The caller's loop: call [`Decoder::decode`] (or [`Decoder::decode_incoming`]) on the
+//! unconsumed bytes until it returns no event; keep the unconsumed rest (a cut header or
+//! control frame) for the next read.
 
 use crate::close::CloseFrame;
-use crate::frame::{decode_header, FrameHeader, OpCode, Role};
+use crate::deflate::Inflater;
+use crate::frame::{decode_header_with, FrameHeader, OpCode, Role};
 use crate::mask::apply_mask;
 use crate::utf8::Validator;
 use crate::{utf8, Error, Status};
@@ -47,6 +56,67 @@ impl<'a> Event<'a> {
             Event::Ping(_) | Event::Pong(_) | Event::Close(_) => None,
         }
     }
+}
+
+/// What [`Decoder::decode_incoming`] hands back: an [`Event`] the decoder could finish itself,
+/// or a compressed message for the caller's inflater.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// An uncompressed message or a control frame, checked like [`Decoder::decode`] checks them.
+    Event(Event<'a>),
+    /// A message compressed with permessage-deflate (RSV1 on its first frame, RFC 7692 §6).
+    Compressed(CompressedMessage<'a>),
+}
+
+/// A whole data message compressed with permessage-deflate, not yet inflated (RFC 7692 §7.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressedMessage<'a> {
+    /// Whether the first frame's opcode was text (otherwise binary).
+    pub is_text: bool,
+    /// The payload as it travelled, every fragment's in order, without the `00 00 ff ff` tail.
+    pub payload: &'a [u8],
+}
+
+impl CompressedMessage<'_> {
+    /// The opcode of the message's first frame: [`OpCode::Text`] or [`OpCode::Binary`].
+    pub fn opcode(&self) -> OpCode {
+        if self.is_text {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        }
+    }
+
+    /// Inflates the message into `out` (cleared first) with the caller's `inflater` and returns
+    /// it as the [`Event`] an uncompressed message would have been: `max_size` bounds the
+    /// inflated size while inflating ([`Error::MessageTooBig`], 1009), a text message is then
+    /// checked to be UTF-8 ([`Error::InvalidUtf8`], 1007), and data that does not inflate is
+    /// [`Error::InvalidCompressedData`] (1007).
+    pub fn inflate<'o>(
+        &self,
+        inflater: &mut Inflater,
+        max_size: usize,
+        out: &'o mut Vec<u8>,
+    ) -> Result<Event<'o>, Error> {
+        out.clear();
+        inflater.inflate(self.payload, max_size, out)?;
+        if self.is_text {
+            Ok(Event::Text(
+                utf8::validate(out).map_err(|_| Error::InvalidUtf8)?,
+            ))
+        } else {
+            Ok(Event::Binary(out))
+        }
+    }
+}
+
+/// The most compressed bytes a message may take before it is inflated: DEFLATE of data that
+/// does not compress is slightly larger than the data (5 bytes a stored block), so allow a
+/// margin over the inflated limit, which is checked while inflating.
+fn compressed_limit(max_message_size: usize) -> usize {
+    max_message_size
+        .saturating_add(max_message_size / 64)
+        .saturating_add(64)
 }
 
 /// Where the closing handshake stands (§7.1).
@@ -88,16 +158,21 @@ struct FrameInProgress {
 
 /// The receive side of one WebSocket connection. See the [module docs](self) for the contract.
 ///
-/// Small on purpose (24 bytes): a server keeps one per connection, and between messages it
+/// Small on purpose (16 bytes): a server keeps one per connection, and between messages it
 /// owns no heap memory. The state of a message in progress lives in a box that exists only
-/// while a message or a frame is cut.
+/// while a message or a frame is cut. With permessage-deflate it holds one more flag and no
+/// compression state.
 #[derive(Debug)]
 pub struct Decoder {
     role: Role,
     close_state: CloseState,
     /// The last event borrowed the assembly buffer; free it at the next call.
     release_assembly: bool,
-    max_message_size: usize,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message (RFC 7692 §6).
+    deflate: bool,
+    /// `u32` keeps the decoder at 16 bytes (a server holds one per connection); `u32::MAX`
+    /// (any limit from 4 GiB - 1 up) means no limit.
+    max_message_size: u32,
     assembly: Option<Box<Assembly>>,
 }
 
@@ -106,6 +181,8 @@ pub struct Decoder {
 struct Assembly {
     /// The kind of the fragmented (or cut) message, if one is in progress.
     message: Option<MessageKind>,
+    /// The message in progress is compressed: its bytes are DEFLATE data, not text.
+    compressed: bool,
     frame: Option<FrameInProgress>,
     /// The message assembled so far.
     bytes: Vec<u8>,
@@ -119,8 +196,31 @@ impl Decoder {
             role,
             close_state: CloseState::Open,
             release_assembly: false,
-            max_message_size,
+            deflate: false,
+            max_message_size: max_message_size.min(u32::MAX as usize) as u32,
             assembly: None,
+        }
+    }
+
+    /// The same decoder on a connection where permessage-deflate was (`true`) or was not
+    /// negotiated (RFC 7692). With it, drive the decoder with [`Decoder::decode_incoming`]:
+    /// [`Decoder::decode`] has no way to hand back a compressed message and refuses RSV1 as if
+    /// nothing had been negotiated.
+    pub fn with_deflate(mut self, negotiated: bool) -> Self {
+        self.deflate = negotiated;
+        self
+    }
+
+    /// Whether permessage-deflate was negotiated on this connection.
+    pub fn deflate(&self) -> bool {
+        self.deflate
+    }
+
+    /// The largest message accepted, in bytes (`usize::MAX`: no limit).
+    pub fn max_message_size(&self) -> usize {
+        match self.max_message_size {
+            u32::MAX => usize::MAX,
+            limit => limit as usize,
         }
     }
 
@@ -162,6 +262,34 @@ impl Decoder {
         &'a mut self,
         input: &'a mut [u8],
     ) -> Result<(usize, Option<Event<'a>>), Error> {
+        match self.decode_any(input, false)? {
+            (consumed, None) => Ok((consumed, None)),
+            (consumed, Some(Incoming::Event(event))) => Ok((consumed, Some(event))),
+            // RSV1 is refused when `decode_any` is told not to hand back compressed messages.
+            (_, Some(Incoming::Compressed(_))) => Err(Error::ReservedBitsSet),
+        }
+    }
+
+    /// [`Decoder::decode`] for a connection that may have negotiated permessage-deflate
+    /// ([`Decoder::with_deflate`]): the same contract, and a message whose first frame has RSV1
+    /// comes back as [`Incoming::Compressed`], its compressed payload whole, for the caller to
+    /// inflate ([`CompressedMessage::inflate`]). RSV1 on a control or continuation frame, or
+    /// without the extension negotiated, is an error (1002). The compressed payload may exceed
+    /// the message size limit by a small margin (DEFLATE of random data is a little larger than
+    /// the data); the inflated size is the one the limit is for.
+    pub fn decode_incoming<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+    ) -> Result<(usize, Option<Incoming<'a>>), Error> {
+        self.decode_any(input, true)
+    }
+
+    fn decode_any<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+        compressed_allowed: bool,
+    ) -> Result<(usize, Option<Incoming<'a>>), Error> {
+        let permessage_deflate = self.deflate && compressed_allowed;
         if self.release_assembly {
             self.release_assembly = false;
             self.assembly = None;
@@ -185,7 +313,7 @@ impl Decoder {
                         if let Some(key) = frame.mask {
                             apply_mask(chunk, key, frame.offset);
                         }
-                        if assembly.message == Some(MessageKind::Text) {
+                        if assembly.message == Some(MessageKind::Text) && !assembly.compressed {
                             assembly.utf8.feed(chunk).map_err(|_| Error::InvalidUtf8)?;
                         }
                         assembly.bytes.extend_from_slice(chunk);
@@ -211,10 +339,11 @@ impl Decoder {
             }
 
             let available = input.len() - consumed;
-            let header = match decode_header(&input[consumed..], self.role)? {
-                Status::Partial => return Ok((consumed, None)),
-                Status::Complete(header) => header,
-            };
+            let header =
+                match decode_header_with(&input[consumed..], self.role, permessage_deflate)? {
+                    Status::Partial => return Ok((consumed, None)),
+                    Status::Complete(header) => header,
+                };
             if header.opcode.is_control() {
                 let total = header.header_len + header.payload_len as usize;
                 if available < total {
@@ -238,11 +367,18 @@ impl Decoder {
                         Event::Close(close)
                     }
                 };
-                return Ok((consumed, Some(event)));
+                return Ok((consumed, Some(Incoming::Event(event))));
             }
 
             let in_progress = self.assembly.as_ref().and_then(|assembly| assembly.message);
-            let kind = self.start_data_frame(&header, in_progress)?;
+            let compressed = match in_progress {
+                Some(_) => self
+                    .assembly
+                    .as_ref()
+                    .is_some_and(|assembly| assembly.compressed),
+                None => header.rsv1,
+            };
+            let kind = self.start_data_frame(&header, in_progress, compressed)?;
             let whole = header.header_len as u64 + header.payload_len <= available as u64;
             if header.fin && in_progress.is_none() && whole && !discard {
                 // The fast path: one frame, one message, all here. Unmask in place and lend it.
@@ -252,18 +388,26 @@ impl Decoder {
                 if let Some(key) = header.mask {
                     apply_mask(payload, key, 0);
                 }
+                if compressed {
+                    let message = CompressedMessage {
+                        is_text: kind == MessageKind::Text,
+                        payload,
+                    };
+                    return Ok((consumed, Some(Incoming::Compressed(message))));
+                }
                 let event = match kind {
                     MessageKind::Text => {
                         Event::Text(utf8::validate(payload).map_err(|_| Error::InvalidUtf8)?)
                     }
                     MessageKind::Binary => Event::Binary(payload),
                 };
-                return Ok((consumed, Some(event)));
+                return Ok((consumed, Some(Incoming::Event(event))));
             }
             consumed += header.header_len;
             let assembly = self.assembly.get_or_insert_with(|| {
                 Box::new(Assembly {
                     message: None,
+                    compressed: false,
                     frame: None,
                     bytes: Vec::new(),
                     utf8: Validator::new(),
@@ -271,6 +415,7 @@ impl Decoder {
             });
             if header.opcode != OpCode::Continuation {
                 assembly.message = Some(kind);
+                assembly.compressed = compressed;
                 assembly.utf8 = Validator::new();
             }
             assembly.frame = Some(FrameInProgress {
@@ -288,6 +433,7 @@ impl Decoder {
         &self,
         header: &FrameHeader,
         in_progress: Option<MessageKind>,
+        compressed: bool,
     ) -> Result<MessageKind, Error> {
         let kind = match (header.opcode, in_progress) {
             (OpCode::Continuation, Some(kind)) => kind,
@@ -296,24 +442,35 @@ impl Decoder {
             (OpCode::Text, None) => MessageKind::Text,
             (_, None) => MessageKind::Binary,
         };
+        let limit = if compressed {
+            compressed_limit(self.max_message_size())
+        } else {
+            self.max_message_size()
+        };
         let total = self.buffered_len() as u64 + header.payload_len;
-        if total > self.max_message_size as u64 {
+        if total > limit as u64 {
             return Err(Error::MessageTooBig);
         }
         Ok(kind)
     }
 
-    fn finish_assembled(&mut self, kind: MessageKind) -> Result<Event<'_>, Error> {
+    fn finish_assembled(&mut self, kind: MessageKind) -> Result<Incoming<'_>, Error> {
         let assembly = self
             .assembly
             .as_deref_mut()
             .expect("a finished message has an assembly");
+        if assembly.compressed {
+            return Ok(Incoming::Compressed(CompressedMessage {
+                is_text: kind == MessageKind::Text,
+                payload: &assembly.bytes,
+            }));
+        }
         match kind {
-            MessageKind::Binary => Ok(Event::Binary(&assembly.bytes)),
+            MessageKind::Binary => Ok(Incoming::Event(Event::Binary(&assembly.bytes))),
             MessageKind::Text => {
                 assembly.utf8.finish().map_err(|_| Error::InvalidUtf8)?;
                 let text = utf8::validate(&assembly.bytes).map_err(|_| Error::InvalidUtf8)?;
-                Ok(Event::Text(text))
+                Ok(Incoming::Event(Event::Text(text)))
             }
         }
     }
@@ -693,5 +850,265 @@ mod tests {
         let mut nothing = [];
         decoder.decode(&mut nothing).unwrap();
         assert!(decoder.is_idle());
+    }
+
+    /// Like [`decode_all`], through `decode_incoming` on a decoder with permessage-deflate,
+    /// inflating compressed messages with one shared inflater.
+    fn decode_all_inflating(
+        decoder: &mut Decoder,
+        inflater: &mut Inflater,
+        wire: &[u8],
+        read_size: usize,
+    ) -> Vec<Owned> {
+        let mut events = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut inflated = Vec::new();
+        for read in wire.chunks(read_size.max(1)) {
+            pending.extend_from_slice(read);
+            let mut start = 0;
+            loop {
+                let event = match decoder.decode_incoming(&mut pending[start..]) {
+                    Ok((consumed, incoming)) => {
+                        start += consumed;
+                        match incoming {
+                            None => break,
+                            Some(Incoming::Event(event)) => Ok(own(event)),
+                            Some(Incoming::Compressed(message)) => {
+                                message.inflate(inflater, 1024, &mut inflated).map(own)
+                            }
+                        }
+                    }
+                    Err(error) => Err(error),
+                };
+                match event {
+                    Ok(event) => events.push(event),
+                    Err(error) => {
+                        events.push(Owned::Error(error));
+                        return events;
+                    }
+                }
+            }
+            pending.drain(..start);
+        }
+        events
+    }
+
+    fn deflate_decoder() -> Decoder {
+        server_decoder().with_deflate(true)
+    }
+
+    fn compressed_frame(wire: &mut Vec<u8>, fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) {
+        let mut header = [0u8; crate::frame::MAX_HEADER_LEN];
+        let len = crate::frame::encode_header_with_rsv1(
+            &mut header,
+            fin,
+            rsv1,
+            opcode,
+            payload.len() as u64,
+            Some(KEY),
+        );
+        wire.extend_from_slice(&header[..len]);
+        let start = wire.len();
+        wire.extend_from_slice(payload);
+        apply_mask(&mut wire[start..], KEY, 0);
+    }
+
+    /// RFC 7692 §7.2.3.1: "Hello" compressed, as one frame and as two fragments.
+    const HELLO: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+
+    #[test]
+    fn a_whole_compressed_frame_is_lent_from_the_input_still_compressed() {
+        let mut wire = Vec::new();
+        compressed_frame(&mut wire, true, true, OpCode::Text, &HELLO);
+        let input_range = wire.as_ptr_range();
+        let mut decoder = deflate_decoder();
+        let (consumed, incoming) = decoder.decode_incoming(&mut wire).unwrap();
+        assert_eq!(consumed, 6 + HELLO.len());
+        let Some(Incoming::Compressed(message)) = incoming else {
+            panic!("{incoming:?}")
+        };
+        assert!(message.is_text);
+        assert_eq!(message.opcode(), OpCode::Text);
+        assert_eq!(message.payload, HELLO);
+        assert!(input_range.contains(&message.payload.as_ptr()));
+        let mut out = Vec::new();
+        assert_eq!(
+            message.inflate(&mut Inflater::new(), 1024, &mut out),
+            Ok(Event::Text("Hello"))
+        );
+        assert!(decoder.is_idle());
+    }
+
+    #[test]
+    fn compressed_fragmented_messages_are_assembled_at_every_read_size() {
+        let mut wire = Vec::new();
+        // §7.2.3.1's fragments: "0x41 0x03 0xf2 0x48 0xcd" and "0x80 0x04 0xc9 0xc9 0x07 0x00".
+        compressed_frame(&mut wire, false, true, OpCode::Text, &HELLO[..3]);
+        client_frame(&mut wire, true, OpCode::Ping, b"between");
+        compressed_frame(&mut wire, true, false, OpCode::Continuation, &HELLO[3..]);
+        // An uncompressed message still works on the same connection.
+        client_frame(&mut wire, true, OpCode::Binary, b"plain");
+        // And a compressed binary message of one stored block (§7.2.3.3).
+        compressed_frame(
+            &mut wire,
+            true,
+            true,
+            OpCode::Binary,
+            &[
+                0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+            ],
+        );
+        let mut inflater = Inflater::new();
+        for read_size in 1..=wire.len() {
+            let mut decoder = deflate_decoder();
+            let events = decode_all_inflating(&mut decoder, &mut inflater, &wire, read_size);
+            assert_eq!(
+                events,
+                [
+                    Owned::Ping(b"between".to_vec()),
+                    Owned::Text("Hello".into()),
+                    Owned::Binary(b"plain".to_vec()),
+                    Owned::Binary(b"Hello".to_vec()),
+                ],
+                "read size {read_size}"
+            );
+            assert!(decoder.is_idle());
+        }
+    }
+
+    #[test]
+    fn rsv1_rules_table() {
+        let cases: &[(&str, bool, Vec<u8>, Error)] = &[
+            (
+                "rsv1 without the extension",
+                false,
+                raw(0xc1, &HELLO),
+                Error::ReservedBitsSet,
+            ),
+            (
+                "rsv1 on a ping",
+                true,
+                raw(0xc9, b""),
+                Error::CompressedControlFrame,
+            ),
+            (
+                "rsv1 on a close",
+                true,
+                raw(0xc8, b""),
+                Error::CompressedControlFrame,
+            ),
+            (
+                "rsv2 with the extension",
+                true,
+                raw(0xa1, b""),
+                Error::ReservedBitsSet,
+            ),
+            (
+                "rsv3 with the extension",
+                true,
+                raw(0x91, b""),
+                Error::ReservedBitsSet,
+            ),
+            (
+                "rsv1 on a continuation",
+                true,
+                [raw(0x41, &HELLO[..3]), raw(0xc0, &HELLO[3..])].concat(),
+                Error::CompressedContinuation,
+            ),
+            (
+                "rsv1 on a lone continuation",
+                true,
+                raw(0xc0, b""),
+                Error::CompressedContinuation,
+            ),
+        ];
+        let mut inflater = Inflater::new();
+        for (name, negotiated, wire, error) in cases {
+            let mut decoder = server_decoder().with_deflate(*negotiated);
+            assert_eq!(
+                decode_all_inflating(&mut decoder, &mut inflater, wire, 64),
+                [Owned::Error(*error)],
+                "{name}"
+            );
+            assert_eq!(
+                error.close_code(),
+                Some(CloseCode::PROTOCOL_ERROR),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn decode_refuses_rsv1_even_with_the_extension_negotiated() {
+        // `decode` cannot hand back a compressed message, so it treats RSV1 as unexpected.
+        let mut wire = raw(0xc1, &HELLO);
+        let mut decoder = deflate_decoder();
+        assert!(decoder.deflate());
+        assert_eq!(
+            decoder.decode(&mut wire).unwrap_err(),
+            Error::ReservedBitsSet
+        );
+    }
+
+    #[test]
+    fn a_tiny_frame_that_inflates_past_the_limit_is_message_too_big() {
+        // 64 KiB of one byte compresses to a few hundred bytes; the limit is 1 KiB.
+        let mut payload = Vec::new();
+        crate::deflate::Deflater::new(15).compress(&[b'a'; 64 * 1024], &mut payload);
+        assert!(payload.len() < 1024);
+        let mut wire = Vec::new();
+        compressed_frame(&mut wire, true, true, OpCode::Text, &payload);
+        let mut decoder = deflate_decoder();
+        let (_, incoming) = decoder.decode_incoming(&mut wire).unwrap();
+        let Some(Incoming::Compressed(message)) = incoming else {
+            panic!("{incoming:?}")
+        };
+        let mut out = Vec::new();
+        assert_eq!(
+            message.inflate(&mut Inflater::new(), 1024, &mut out),
+            Err(Error::MessageTooBig)
+        );
+        assert!(out.capacity() <= 1025, "{}", out.capacity());
+    }
+
+    #[test]
+    fn compressed_bytes_are_bounded_before_inflating() {
+        // The compressed form may exceed the limit a little (stored blocks), not much.
+        let mut wire = Vec::new();
+        compressed_frame(&mut wire, false, true, OpCode::Binary, &[0; 1000]);
+        compressed_frame(&mut wire, false, false, OpCode::Continuation, &[0; 100]);
+        let mut inflater = Inflater::new();
+        let mut decoder = deflate_decoder();
+        assert_eq!(
+            decode_all_inflating(&mut decoder, &mut inflater, &wire, wire.len()),
+            []
+        );
+        compressed_frame(&mut wire, true, false, OpCode::Continuation, &[0; 100]);
+        let mut decoder = deflate_decoder();
+        assert_eq!(
+            decode_all_inflating(&mut decoder, &mut inflater, &wire, wire.len()),
+            [Owned::Error(Error::MessageTooBig)]
+        );
+    }
+
+    #[test]
+    fn compressed_text_that_is_not_utf8_is_invalid_payload() {
+        let mut payload = Vec::new();
+        crate::deflate::Deflater::new(15).compress(&[b'o', b'k', 0xff, 0xfe], &mut payload);
+        let mut wire = Vec::new();
+        compressed_frame(&mut wire, true, true, OpCode::Text, &payload);
+        let mut inflater = Inflater::new();
+        assert_eq!(
+            decode_all_inflating(&mut deflate_decoder(), &mut inflater, &wire, 64),
+            [Owned::Error(Error::InvalidUtf8)]
+        );
+    }
+
+    #[test]
+    fn the_decoder_fits_in_16_bytes_with_the_extension_flag() {
+        // One per connection: permessage-deflate adds a flag, not compression state, and the
+        // size limit is a u32.
+        assert!(std::mem::size_of::<Decoder>() <= 16);
+        assert!(deflate_decoder().is_idle());
     }
 }

@@ -1,12 +1,15 @@
 //! A client and a server from this crate talk to each other in memory, with no sockets: the
-//! handshake, messages both ways, a ping, and the closing handshake.
+//! handshake, messages both ways, a ping, and the closing handshake; then the same with
+//! permessage-deflate negotiated and compressed messages both ways.
 
 use protocol::close::{encode_payload, CloseCode};
-use protocol::frame::{encode_frame, OpCode, Role};
+use protocol::deflate::{DeflateOffer, Deflater, Inflater, ServerDeflateConfig};
+use protocol::frame::{encode_frame, encode_header_with_rsv1, OpCode, Role, MAX_HEADER_LEN};
 use protocol::handshake::client::ClientHandshake;
-use protocol::handshake::server::{validate_request, write_accept};
+use protocol::handshake::server::{validate_request, write_accept, write_accept_with_deflate};
 use protocol::http::{parse_request, Limits};
-use protocol::message::{CloseState, Decoder, Event};
+use protocol::mask::apply_mask;
+use protocol::message::{CloseState, Decoder, Event, Incoming};
 
 #[derive(Debug, PartialEq)]
 enum Said {
@@ -135,4 +138,164 @@ fn client_and_server_handshake_exchange_messages_and_close_in_memory() {
         [Said::Close(Some(1001))]
     );
     assert_eq!(client_decoder.close_state(), CloseState::Closed);
+}
+
+/// Like [`drain`], through `decode_incoming`, inflating with the given inflater.
+fn drain_inflating(
+    decoder: &mut Decoder,
+    inflater: &mut Inflater,
+    wire: &mut Vec<u8>,
+) -> Vec<Said> {
+    let mut said = Vec::new();
+    let mut inflated = Vec::new();
+    let mut start = 0;
+    loop {
+        let (consumed, incoming) = decoder
+            .decode_incoming(&mut wire[start..])
+            .expect("valid frames");
+        start += consumed;
+        let event = match incoming {
+            None => break,
+            Some(Incoming::Event(event)) => event,
+            Some(Incoming::Compressed(message)) => message
+                .inflate(inflater, 1 << 20, &mut inflated)
+                .expect("valid compressed message"),
+        };
+        match event {
+            Event::Text(text) => said.push(Said::Text(text.to_owned())),
+            Event::Binary(bytes) => said.push(Said::Binary(bytes.to_vec())),
+            Event::Ping(bytes) => said.push(Said::Ping(bytes.to_vec())),
+            Event::Pong(_) => {}
+            Event::Close(close) => said.push(Said::Close(close.code.map(|code| code.0))),
+        }
+    }
+    wire.drain(..start);
+    said
+}
+
+#[test]
+fn client_and_server_negotiate_deflate_and_exchange_compressed_messages_in_memory() {
+    let client = ClientHandshake::new("127.0.0.1:9", "/room", [3; 16]);
+    let offer = DeflateOffer::browser();
+    let mut to_server = Vec::new();
+    client.write_request_with_deflate(&mut to_server, &offer);
+
+    let request = parse_request(&to_server, Limits::default())
+        .unwrap()
+        .complete()
+        .unwrap();
+    let head_len = request.head_len;
+    let upgrade = validate_request(&request).unwrap();
+    let server_agreed = upgrade
+        .negotiate_deflate(&ServerDeflateConfig::default())
+        .expect("the browser offer is acceptable");
+    let mut to_client = Vec::new();
+    write_accept_with_deflate(&mut to_client, &upgrade, None, Some(&server_agreed), &[]);
+    to_server.drain(..head_len);
+
+    let accepted = client
+        .read_response_with_deflate(&to_client, &offer)
+        .unwrap()
+        .complete()
+        .unwrap();
+    let client_agreed = accepted.deflate.expect("the server accepted");
+    assert_eq!(client_agreed, server_agreed);
+    to_client.drain(..accepted.head_len);
+    // The server answered both no-context-takeover parameters: nobody needs an inflater of
+    // its own for this peer.
+    assert!(!client_agreed.peer_takes_over_context(Role::Client));
+    assert!(!server_agreed.peer_takes_over_context(Role::Server));
+
+    let mut server_decoder = Decoder::new(Role::Server, 1 << 20).with_deflate(true);
+    let mut client_decoder = Decoder::new(Role::Client, 1 << 20).with_deflate(true);
+    let mut server_inflater = Inflater::new();
+    let mut client_inflater = Inflater::new();
+    let mut server_deflater = Deflater::new(server_agreed.window_bits_for(Role::Server));
+    let mut client_deflater = Deflater::new(client_agreed.window_bits_for(Role::Client));
+
+    // Client -> server: a compressed text in one frame, a compressed binary in three
+    // fragments with a ping between them, and a plain text.
+    let chat = r#"{"room":"lobby","user":"ada","text":"hello, hello, hello"}"#;
+    client_deflater.encode_frame(
+        &mut to_server,
+        OpCode::Text,
+        chat.as_bytes(),
+        Some([1, 2, 3, 4]),
+    );
+    let binary: Vec<u8> = (0..3000u32).map(|i| (i % 7) as u8).collect();
+    let mut compressed = Vec::new();
+    client_deflater.compress(&binary, &mut compressed);
+    let thirds = [
+        0,
+        compressed.len() / 3,
+        2 * compressed.len() / 3,
+        compressed.len(),
+    ];
+    for (index, range) in thirds.windows(2).enumerate() {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let part = &compressed[range[0]..range[1]];
+        let opcode = if index == 0 {
+            OpCode::Binary
+        } else {
+            OpCode::Continuation
+        };
+        let key = [index as u8, 9, 9, 9];
+        let len = encode_header_with_rsv1(
+            &mut header,
+            index == 2,
+            index == 0,
+            opcode,
+            part.len() as u64,
+            Some(key),
+        );
+        to_server.extend_from_slice(&header[..len]);
+        let start = to_server.len();
+        to_server.extend_from_slice(part);
+        apply_mask(&mut to_server[start..], key, 0);
+        if index == 0 {
+            encode_frame(&mut to_server, true, OpCode::Ping, b"p", Some([5, 5, 5, 5]));
+        }
+    }
+    encode_frame(
+        &mut to_server,
+        true,
+        OpCode::Text,
+        b"plain",
+        Some([6, 6, 6, 6]),
+    );
+    assert_eq!(
+        drain_inflating(&mut server_decoder, &mut server_inflater, &mut to_server),
+        [
+            Said::Text(chat.into()),
+            Said::Ping(b"p".to_vec()),
+            Said::Binary(binary.clone()),
+            Said::Text("plain".into()),
+        ]
+    );
+
+    // Server -> client: one broadcast frame, compressed once, sent twice as the same bytes.
+    let mut broadcast = Vec::new();
+    server_deflater.encode_frame(&mut broadcast, OpCode::Text, chat.as_bytes(), None);
+    assert!(broadcast.len() < chat.len());
+    to_client.extend_from_slice(&broadcast);
+    to_client.extend_from_slice(&broadcast);
+    assert_eq!(
+        drain_inflating(&mut client_decoder, &mut client_inflater, &mut to_client),
+        [Said::Text(chat.into()), Said::Text(chat.into())]
+    );
+
+    // The closing handshake is not compressed.
+    let mut close = Vec::new();
+    encode_payload(&mut close, CloseCode::NORMAL, "");
+    encode_frame(
+        &mut to_server,
+        true,
+        OpCode::Close,
+        &close,
+        Some([4, 3, 2, 1]),
+    );
+    assert_eq!(
+        drain_inflating(&mut server_decoder, &mut server_inflater, &mut to_server),
+        [Said::Close(Some(1000))]
+    );
 }

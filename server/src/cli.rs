@@ -18,6 +18,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 /// Where `/metrics` is served when not on the main port (the default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricsListen {
@@ -76,7 +85,12 @@ pub struct Args {
 
     /// Messages per second one client may send, sustained (0: no limit). A person chatting
     /// never comes near the default; a flood passes it at once.
-    #[arg(long, env = "FANOUT_MAX_MESSAGE_RATE", default_value_t = 100, value_name = "N")]
+    #[arg(
+        long,
+        env = "FANOUT_MAX_MESSAGE_RATE",
+        default_value_t = 100,
+        value_name = "N"
+    )]
     pub max_message_rate: u32,
 
     /// Messages one client may send at once after a quiet period (1 to 65535).
@@ -89,7 +103,12 @@ pub struct Args {
     pub rate_limit: RateLimitPolicy,
 
     /// Most WebSocket connections open at once; beyond it a handshake gets 503.
-    #[arg(long, env = "FANOUT_MAX_CONNECTIONS", default_value_t = 100_000, value_name = "N")]
+    #[arg(
+        long,
+        env = "FANOUT_MAX_CONNECTIONS",
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
     pub max_connections: usize,
 
     /// Most sockets still sending their HTTP request at once; beyond it a new socket is closed
@@ -134,7 +153,12 @@ pub struct Args {
     /// Accept handshakes only from this Origin (repeatable). Without it any origin is accepted.
     /// This stops cross-site WebSocket hijacking: a page on another site opening a socket with
     /// the visitor's cookies.
-    #[arg(long, env = "FANOUT_ALLOWED_ORIGIN", value_name = "ORIGIN", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "FANOUT_ALLOWED_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
     pub allowed_origin: Vec<String>,
 
     /// Serve no chat page on `GET /` (404 instead).
@@ -146,8 +170,66 @@ pub struct Args {
     pub metrics_listen: Option<MetricsListen>,
 
     /// A reverse proxy whose `X-Forwarded-For` names the real client in the logs (repeatable).
-    #[arg(long, env = "FANOUT_TRUSTED_PROXY", value_name = "IP", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "FANOUT_TRUSTED_PROXY",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
     pub trusted_proxy: Vec<IpAddr>,
+
+    /// permessage-deflate (RFC 7692): `on` accepts a client's offer (every browser makes one),
+    /// always with server_no_context_takeover and client_no_context_takeover, so a broadcast
+    /// is compressed once and shared and no connection holds compression state.
+    #[arg(long, env = "FANOUT_COMPRESSION", value_enum, default_value_t = Switch::On)]
+    pub compression: Switch,
+
+    /// Messages smaller than this (bytes) go out uncompressed even where it was negotiated.
+    #[arg(
+        long,
+        env = "FANOUT_COMPRESSION_THRESHOLD",
+        default_value_t = 128,
+        value_name = "BYTES"
+    )]
+    pub compression_threshold: usize,
+
+    /// Messages each room remembers and sends to a member who joins, before live traffic (0:
+    /// none). The frames themselves are kept, shared, not copied. An empty room keeps its
+    /// history for 10 minutes, so a reader who reconnects finds what was said meanwhile.
+    #[arg(long, env = "FANOUT_HISTORY", default_value_t = 0, value_name = "N")]
+    pub history: usize,
+
+    /// Bytes of history per room, at most (oldest messages go first).
+    #[arg(long, env = "FANOUT_HISTORY_BYTES", default_value_t = 1 << 20, value_name = "BYTES", value_parser = parse_size)]
+    pub history_bytes: usize,
+
+    /// Bytes of history over all rooms, at most.
+    #[arg(long, env = "FANOUT_HISTORY_TOTAL_BYTES", default_value_t = 64 << 20, value_name = "BYTES", value_parser = parse_size)]
+    pub history_total_bytes: usize,
+
+    /// Send join and leave notices to the room, as JSON text:
+    /// {"type":"presence","event":"join","room":"/r","members":3}.
+    #[arg(long, env = "FANOUT_PRESENCE")]
+    pub presence: bool,
+
+    /// Serve `https://` and `wss://` only, with this certificate chain (PEM). Reloaded with the
+    /// key on SIGHUP, without dropping connections.
+    #[arg(
+        long,
+        env = "FANOUT_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key for --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "FANOUT_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
 
     /// How log lines look: `text` or `json` (one object per line).
     #[arg(long, env = "FANOUT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -183,6 +265,14 @@ impl Args {
             },
             rate_limit_policy: self.rate_limit,
             max_assembly_bytes: self.max_assembly_bytes,
+            compression: self.compression == Switch::On,
+            compression_threshold: self.compression_threshold,
+            history: crate::core::HistoryLimits {
+                messages: self.history,
+                bytes_per_room: self.history_bytes,
+                total_bytes: self.history_total_bytes,
+            },
+            presence: self.presence,
         }
     }
 }
@@ -293,7 +383,9 @@ mod tests {
     #[test]
     fn durations_past_seven_days_are_refused_not_wrapped() {
         assert_eq!(parse_duration("168h"), Ok(MAX_DURATION));
-        assert!(parse_duration("169h").unwrap_err().contains("at most 7 days"));
+        assert!(parse_duration("169h")
+            .unwrap_err()
+            .contains("at most 7 days"));
         assert!(parse_duration("20000h").is_err());
         assert!(parse_duration("99999999999999999999999").is_err());
         assert!(parse_duration("1e400").is_err());

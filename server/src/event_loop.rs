@@ -11,7 +11,11 @@
 //! 4. flush: each connection whose queue grew gets **one `writev`** with all its frames
 //!    (corking); the core says which sockets to watch for writability, shut down or close.
 //!
-//! Signals (SIGINT, SIGTERM) start the core's graceful shutdown: 1001 to everyone, up to 3 s.
+//! With `--tls-cert`, every socket is TLS ([`crate::tls`]): ciphertext is read and decrypted
+//! here, plaintext goes to the core, and the core's frames are encrypted on their way out.
+//!
+//! Signals: SIGINT and SIGTERM start the core's graceful shutdown (1001 to everyone, up to
+//! 3 s); SIGHUP reloads the TLS certificate and key.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -20,11 +24,12 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::core::{Accepted, Core, Millis, Output};
 use crate::process;
+use crate::tls::{TlsAcceptor, TlsRead, TlsSession};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -40,7 +45,6 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 const FD_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// What the shell needs beyond the core's configuration.
-#[derive(Debug, Clone)]
 pub struct ShellConfig {
     /// Where WebSocket and page requests are accepted.
     pub listen: SocketAddr,
@@ -48,6 +52,8 @@ pub struct ShellConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// TLS on the main port, if configured.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// The server: its sockets and its core.
@@ -60,6 +66,9 @@ pub struct EventLoop {
     /// Sockets by the core's key for them.
     sockets: Vec<Option<TcpStream>>,
     trusted_proxies: Vec<IpAddr>,
+    tls: Option<TlsAcceptor>,
+    /// TLS state by key, for sockets of the main port when TLS is on (empty otherwise).
+    tls_sessions: Vec<Option<Box<TlsSession>>>,
     /// The one read buffer: every socket is read into it.
     read_buffer: Vec<u8>,
     /// Connections that used their read budget and must be read again next turn.
@@ -87,7 +96,7 @@ impl EventLoop {
             }
             None => None,
         };
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let read_buffer = vec![0; READ_BUFFER_LEN + core.config().max_request_size];
@@ -101,6 +110,8 @@ impl EventLoop {
             core,
             sockets: Vec::new(),
             trusted_proxies: shell.trusted_proxies,
+            tls: shell.tls,
+            tls_sessions: Vec::new(),
             read_buffer,
             read_again: Vec::new(),
             started: Instant::now(),
@@ -108,6 +119,11 @@ impl EventLoop {
             fd_exhausted_unlogged: 0,
             fd_logged_at: None,
         })
+    }
+
+    /// Whether the main port speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address the server listens on (useful with port 0).
@@ -158,7 +174,7 @@ impl EventLoop {
                             self.read(key, may_stop_short, now);
                         }
                         if event.is_writable() {
-                            self.core.handle_writable(key);
+                            self.on_writable(key);
                         }
                     }
                 }
@@ -185,6 +201,10 @@ impl EventLoop {
     /// Carries out what the core asked for.
     fn apply_outputs(&mut self) {
         while let Some(output) = self.core.poll_output() {
+            if self.tls_session(key_of(output)).is_some() {
+                self.apply_tls_output(output);
+                continue;
+            }
             match output {
                 Output::Writable { key, on } => {
                     if let Some(socket) = self.sockets.get_mut(key).and_then(Option::as_mut) {
@@ -211,6 +231,98 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    fn tls_session(&mut self, key: usize) -> Option<&mut TlsSession> {
+        self.tls_sessions
+            .get_mut(key)
+            .and_then(Option::as_deref_mut)
+    }
+
+    /// An output for a TLS socket: writability is watched while the core's queue or rustls's
+    /// records wait; shutting down writing sends close_notify first, once records are out.
+    fn apply_tls_output(&mut self, output: Output) {
+        let key = key_of(output);
+        let (Some(socket), Some(session)) = (
+            self.sockets.get_mut(key).and_then(Option::as_mut),
+            self.tls_sessions
+                .get_mut(key)
+                .and_then(Option::as_deref_mut),
+        ) else {
+            return;
+        };
+        match output {
+            Output::Writable { on, .. } => session.core_wants_writable = on,
+            Output::ShutdownWrite(_) => {
+                session.send_close_notify();
+                match session.write_records(socket) {
+                    Ok(true) => {
+                        let _ = socket.shutdown(Shutdown::Write);
+                    }
+                    Ok(false) => session.shutdown_pending = true,
+                    Err(_) => {}
+                }
+            }
+            Output::Close(_) => {
+                // Best effort: the records of a last answer that fit now still leave.
+                let _ = session.write_records(socket);
+                self.tls_sessions[key] = None;
+                if let Some(mut socket) = self.sockets[key].take() {
+                    let _ = self.poll.registry().deregister(&mut socket);
+                }
+                return;
+            }
+        }
+        self.update_tls_interest(key);
+    }
+
+    /// Watches a TLS socket for writability exactly while something waits to go out.
+    fn update_tls_interest(&mut self, key: usize) {
+        let (Some(socket), Some(session)) = (
+            self.sockets.get_mut(key).and_then(Option::as_mut),
+            self.tls_sessions
+                .get_mut(key)
+                .and_then(Option::as_deref_mut),
+        ) else {
+            return;
+        };
+        let want = session.core_wants_writable || session.has_backlog();
+        if want != session.writable_registered {
+            session.writable_registered = want;
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let _ = self
+                .poll
+                .registry()
+                .reregister(socket, Token(key), interest);
+        }
+    }
+
+    fn on_writable(&mut self, key: usize) {
+        if let (Some(socket), Some(session)) = (
+            self.sockets.get_mut(key).and_then(Option::as_mut),
+            self.tls_sessions
+                .get_mut(key)
+                .and_then(Option::as_deref_mut),
+        ) {
+            match session.write_records(socket) {
+                Ok(true) if session.shutdown_pending => {
+                    session.shutdown_pending = false;
+                    let _ = socket.shutdown(Shutdown::Write);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    self.core.handle_error(key);
+                    self.apply_outputs();
+                    return;
+                }
+            }
+            self.update_tls_interest(key);
+        }
+        self.core.handle_writable(key);
     }
 
     // --- accept ---
@@ -254,6 +366,22 @@ impl EventLoop {
                         self.sockets.resize_with(key + 1, || None);
                     }
                     self.sockets[key] = Some(socket);
+                    if let (Some(tls), false) = (&self.tls, metrics_port) {
+                        match tls.session() {
+                            Ok(session) => {
+                                if self.tls_sessions.len() <= key {
+                                    self.tls_sessions.resize_with(key + 1, || None);
+                                }
+                                self.tls_sessions[key] = Some(session);
+                            }
+                            Err(error) => {
+                                warn!("cannot start TLS for {peer}: {error}");
+                                self.core.handle_error(key);
+                                self.apply_outputs();
+                                continue;
+                            }
+                        }
+                    }
                     debug!(
                         "accepted {peer} as connection #{}{}",
                         self.core.connection_id(key).unwrap_or(0),
@@ -297,6 +425,9 @@ impl EventLoop {
     /// system call per message. Not when the event says the peer closed its side: then the
     /// end of stream must be read now, as no further edge will announce it.
     fn read(&mut self, key: usize, may_stop_short: bool, now: Millis) {
+        if self.tls_session(key).is_some() {
+            return self.read_tls(key, now);
+        }
         let mut budget = READ_BUDGET_PER_TURN;
         loop {
             let Some(kept) = self.core.take_pending(key, &mut self.read_buffer) else {
@@ -342,23 +473,131 @@ impl EventLoop {
         }
     }
 
+    /// Reads a TLS socket: ciphertext until `WouldBlock` or the budget, each batch decrypted
+    /// and its plaintext handed to the core; handshake records written back at once.
+    fn read_tls(&mut self, key: usize, now: Millis) {
+        let mut budget = READ_BUDGET_PER_TURN;
+        loop {
+            let (Some(socket), Some(session)) = (
+                self.sockets.get_mut(key).and_then(Option::as_mut),
+                self.tls_sessions
+                    .get_mut(key)
+                    .and_then(Option::as_deref_mut),
+            ) else {
+                return;
+            };
+            let outcome = session.read_records(socket);
+            // Handshake messages, and the alert of a failure, go out now.
+            let written = session.write_records(socket);
+            let outcome = match (outcome, written) {
+                (Ok(outcome), Ok(_)) => outcome,
+                (Err(error), _) | (_, Err(error)) => {
+                    if error.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    debug!(
+                        "connection #{}: tls: {error}",
+                        self.core.connection_id(key).unwrap_or(0)
+                    );
+                    self.core.note_tls_failure();
+                    self.core.handle_error(key);
+                    self.apply_outputs();
+                    return;
+                }
+            };
+            self.update_tls_interest(key);
+            // Whatever was decrypted goes to the core.
+            loop {
+                let Some(kept) = self.core.take_pending(key, &mut self.read_buffer) else {
+                    return;
+                };
+                let Some(session) = self
+                    .tls_sessions
+                    .get_mut(key)
+                    .and_then(Option::as_deref_mut)
+                else {
+                    return;
+                };
+                match session.read_plaintext(&mut self.read_buffer[kept..]) {
+                    Ok(0) => {
+                        // close_notify: the peer finished sending.
+                        self.core.handle_eof(key, now);
+                        self.apply_outputs();
+                        return;
+                    }
+                    Ok(read) => {
+                        self.core
+                            .handle_read(key, &mut self.read_buffer[..kept + read], kept, now);
+                        self.apply_outputs();
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        self.core.handle_error(key);
+                        self.apply_outputs();
+                        return;
+                    }
+                }
+            }
+            match outcome {
+                TlsRead::Progress(read) => {
+                    budget = budget.saturating_sub(read);
+                    if budget == 0 {
+                        if self.core.connection(key).is_some() {
+                            self.read_again.push(key);
+                        }
+                        return;
+                    }
+                }
+                TlsRead::WouldBlock => return,
+                TlsRead::Eof => {
+                    self.core.handle_eof(key, now);
+                    self.apply_outputs();
+                    return;
+                }
+            }
+        }
+    }
+
     // --- flush: one writev per connection per turn ---
 
     fn flush(&mut self) {
         let sockets = &mut self.sockets;
+        let tls_sessions = &mut self.tls_sessions;
+        let mut tls_flushed = Vec::new();
         self.core.flush(|key, slices: &[IoSlice<'_>]| {
-            match sockets.get_mut(key).and_then(Option::as_mut) {
-                Some(socket) => socket.write_vectored(slices),
-                None => Err(io::ErrorKind::NotConnected.into()),
+            let Some(socket) = sockets.get_mut(key).and_then(Option::as_mut) else {
+                return Err(io::ErrorKind::NotConnected.into());
+            };
+            match tls_sessions.get_mut(key).and_then(Option::as_deref_mut) {
+                Some(session) => {
+                    tls_flushed.push(key);
+                    session.write_plaintext(socket, slices)
+                }
+                None => socket.write_vectored(slices),
             }
         });
         self.apply_outputs();
+        for key in tls_flushed {
+            self.update_tls_interest(key);
+        }
     }
 
     // --- signals ---
 
     fn on_signal(&mut self, now: Millis) {
-        let received: Vec<i32> = self.signals.pending().collect();
+        let mut received: Vec<i32> = self.signals.pending().collect();
+        if received.contains(&SIGHUP) {
+            received.retain(|&signal| signal != SIGHUP);
+            match self.tls.as_mut().map(TlsAcceptor::reload) {
+                Some(Ok(())) => {
+                    info!("SIGHUP: TLS certificate and key reloaded; open connections keep theirs")
+                }
+                Some(Err(error)) => {
+                    warn!("SIGHUP: TLS reload failed, keeping the old certificate: {error}")
+                }
+                None => info!("SIGHUP: nothing to reload (no TLS)"),
+            }
+        }
         if received.is_empty() {
             return;
         }
@@ -374,6 +613,12 @@ impl EventLoop {
         let _ = self.poll.registry().deregister(&mut self.listener);
         self.core.handle_shutdown(now);
         self.apply_outputs();
+    }
+}
+
+fn key_of(output: Output) -> usize {
+    match output {
+        Output::Writable { key, .. } | Output::ShutdownWrite(key) | Output::Close(key) => key,
     }
 }
 

@@ -9,3 +9,4 @@ pub mod event_loop;
 pub mod logging;
 pub mod page;
 pub mod process;
+pub mod tls;

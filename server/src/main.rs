@@ -10,6 +10,7 @@ use log::{error, info, warn};
 use server::cli::{Args, MetricsListen};
 use server::core::{Core, Mode, RateLimitPolicy, SlowConsumer};
 use server::event_loop::{EventLoop, ShellConfig};
+use server::tls::TlsAcceptor;
 use server::{logging, process};
 
 fn main() -> ExitCode {
@@ -33,6 +34,17 @@ fn main() -> ExitCode {
         Err(error) => warn!("cannot read or raise the open-files limit: {error}"),
     }
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match TlsAcceptor::load(cert, key) {
+            Ok(acceptor) => Some(acceptor),
+            Err(error) => {
+                // The same exit code as any other bad command line.
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     let shell = ShellConfig {
         listen: args.listen,
         metrics_listen: match args.metrics_listen {
@@ -40,6 +52,7 @@ fn main() -> ExitCode {
             Some(MetricsListen::Off) | None => None,
         },
         trusted_proxies: args.trusted_proxy.clone(),
+        tls,
     };
     let config = args.core_config();
     let event_loop = match EventLoop::bind(shell, Core::new(config)) {
@@ -50,7 +63,10 @@ fn main() -> ExitCode {
         }
     };
     match event_loop.local_addr() {
-        Ok(address) => info!("listening on ws://{address}/ {}", summary(&args)),
+        Ok(address) => {
+            let scheme = if event_loop.is_tls() { "wss" } else { "ws" };
+            info!("listening on {scheme}://{address}/ {}", summary(&args));
+        }
         Err(error) => error!("listening, but the address is unknown: {error}"),
     }
     match (event_loop.metrics_addr(), args.metrics_listen) {

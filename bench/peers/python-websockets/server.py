@@ -1,7 +1,8 @@
 """Broadcast chat server on Python `websockets` (asyncio API): every message goes to every
 connected client, the sender included, with `websockets.broadcast()`, as its documentation
-recommends. Defaults otherwise (the default event loop; no compression is negotiated because
-the load generator does not offer it).
+recommends. Defaults otherwise: the default event loop, and permessage-deflate on (websockets'
+default), negotiated when the client offers it (`loadgen --compress` in the compression rows;
+the other rows do not offer it).
 
 Usage: python server.py PORT
 """

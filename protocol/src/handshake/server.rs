@@ -1,6 +1,42 @@
 //! The server's side of the opening handshake (RFC 6455 §4.2): check an upgrade request, write
 //! the 101 that accepts it or the HTTP error that refuses it.
+//!
+//! ```
+//! use protocol::handshake::server::{is_upgrade_attempt, validate_request, write_accept, write_error};
+//! use protocol::http::{parse_request, Limits};
+//! use protocol::Status;
+//!
+//! // RFC 6455 §1.3's request, with the client's first frame already behind it.
+//! let mut input = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+//!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+//!     Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
+//!     Sec-WebSocket-Version: 13\r\n\r\n".to_vec();
+//! input.extend_from_slice(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+//!
+//! // Running out of input is not an error: keep reading until the head is complete.
+//! assert_eq!(parse_request(&input[..40], Limits::default()), Ok(Status::Partial));
+//! let Status::Complete(request) = parse_request(&input, Limits::default()).unwrap() else {
+//!     unreachable!("the head is complete")
+//! };
+//! assert!(is_upgrade_attempt(&request)); // otherwise: plain HTTP, serve it some other way
+//!
+//! let mut response = Vec::new();
+//! match validate_request(&request) {
+//!     Ok(upgrade) => {
+//!         assert_eq!(upgrade.path, "/chat");
+//!         let protocol = upgrade.protocols.iter().find(|offered| **offered == "chat").copied();
+//!         write_accept(&mut response, &upgrade, protocol, &[]);
+//!     }
+//!     // 400, 405, 426 or 431, with a one-line reason; then close the connection.
+//!     Err(error) => write_error(&mut response, error),
+//! }
+//! assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+//! // The bytes after the head are already frames: hand them to a `Decoder`.
+//! assert_eq!(input.len() - request.head_len, 11);
+//! ```
 
+use crate::deflate::{DeflateParameters, ServerDeflateConfig};
+use crate::extensions::{self, HEADER_NAME as EXTENSIONS_HEADER};
 use crate::http::{reason_phrase, Headers, Request};
 use crate::Error;
 
@@ -24,6 +60,22 @@ pub struct Upgrade<'a> {
     pub protocols: Vec<&'a str>,
     /// Every header, for whatever else the caller wants to look at.
     pub headers: Headers<'a>,
+}
+
+impl Upgrade<'_> {
+    /// Reads the client's permessage-deflate offers (RFC 7692 §5: every
+    /// `Sec-WebSocket-Extensions` line, every offer in order, quoted values) and returns the
+    /// parameters of the first one `config` accepts, declining invalid ones; `None` when there
+    /// is nothing to accept. Pass the result to [`write_accept_with_deflate`] so the 101 says
+    /// so, and tell the connection's decoder ([`Decoder::with_deflate`]).
+    ///
+    /// [`Decoder::with_deflate`]: crate::message::Decoder::with_deflate
+    pub fn negotiate_deflate(&self, config: &ServerDeflateConfig) -> Option<DeflateParameters> {
+        if !config.enabled {
+            return None;
+        }
+        config.accept(&extensions::parse_headers(&self.headers))
+    }
 }
 
 /// Whether a request asks for a WebSocket at all (`Upgrade: websocket`). A server uses this to
@@ -82,11 +134,50 @@ pub fn write_accept(
     protocol: Option<&str>,
     extra_headers: &[(&str, &str)],
 ) {
+    write_accept_with_deflate(out, upgrade, protocol, None, extra_headers);
+}
+
+/// [`write_accept`] that also answers the permessage-deflate offer the server accepted
+/// ([`Upgrade::negotiate_deflate`]) with `Sec-WebSocket-Extensions` (RFC 7692 §5); `None`
+/// answers without the extension.
+///
+/// ```
+/// use protocol::deflate::ServerDeflateConfig;
+/// use protocol::handshake::server::{validate_request, write_accept_with_deflate};
+/// use protocol::http::{parse_request, Limits};
+///
+/// let request = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///     Sec-WebSocket-Version: 13\r\n\
+///     Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+/// let request = parse_request(request, Limits::default()).unwrap().complete().unwrap();
+/// let upgrade = validate_request(&request).unwrap();
+/// let deflate = upgrade.negotiate_deflate(&ServerDeflateConfig::default());
+///
+/// let mut response = Vec::new();
+/// write_accept_with_deflate(&mut response, &upgrade, None, deflate.as_ref(), &[]);
+/// let response = String::from_utf8(response).unwrap();
+/// assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+/// assert!(response.contains("Sec-WebSocket-Extensions: permessage-deflate; \
+///     server_no_context_takeover; client_no_context_takeover\r\n"));
+/// ```
+pub fn write_accept_with_deflate(
+    out: &mut Vec<u8>,
+    upgrade: &Upgrade<'_>,
+    protocol: Option<&str>,
+    deflate: Option<&DeflateParameters>,
+    extra_headers: &[(&str, &str)],
+) {
     out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
     out.extend_from_slice(accept_value(upgrade.key.as_bytes()).as_bytes());
     out.extend_from_slice(b"\r\n");
     if let Some(protocol) = protocol {
         out.extend_from_slice(format!("Sec-WebSocket-Protocol: {protocol}\r\n").as_bytes());
+    }
+    if let Some(deflate) = deflate {
+        out.extend_from_slice(
+            format!("{EXTENSIONS_HEADER}: {}\r\n", deflate.header_value()).as_bytes(),
+        );
     }
     for (name, value) in extra_headers {
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
@@ -239,6 +330,33 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn a_deflate_offer_is_answered_in_the_101() {
+        let text = RFC_REQUEST.replace(
+            "Sec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; foo\r\nsec-websocket-extensions: permessage-deflate; server_max_window_bits=10; client_max_window_bits\r\n",
+        );
+        let upgrade = validate(&text).unwrap();
+        let agreed = upgrade.negotiate_deflate(&ServerDeflateConfig::default());
+        assert_eq!(agreed.unwrap().server_max_window_bits, Some(10));
+        let mut out = Vec::new();
+        write_accept_with_deflate(&mut out, &upgrade, None, agreed.as_ref(), &[]);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+        assert_eq!(
+            upgrade.negotiate_deflate(&ServerDeflateConfig::disabled()),
+            None
+        );
+        // Without an offer there is nothing to negotiate.
+        assert_eq!(
+            validate(RFC_REQUEST)
+                .unwrap()
+                .negotiate_deflate(&ServerDeflateConfig::default()),
+            None
+        );
     }
 
     #[test]

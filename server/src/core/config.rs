@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::rate_limit::RateLimit;
+use super::room::HistoryLimits;
 
 /// What a message does once it arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -80,6 +81,16 @@ pub struct Config {
     pub rate_limit_policy: RateLimitPolicy,
     /// Bytes all connections together may hold in messages and heads in progress.
     pub max_assembly_bytes: usize,
+    /// permessage-deflate (RFC 7692): whether offers are accepted. Always answered with
+    /// `server_no_context_takeover` (a broadcast is compressed once, the frame shared) and
+    /// `client_no_context_takeover` (one inflater for every connection).
+    pub compression: bool,
+    /// Messages smaller than this go out uncompressed even to peers that negotiated it.
+    pub compression_threshold: usize,
+    /// What each room remembers and sends to a member who joins.
+    pub history: HistoryLimits,
+    /// Join and leave notices (JSON text) to the room.
+    pub presence: bool,
 }
 
 impl Config {
@@ -122,6 +133,14 @@ impl Default for Config {
             },
             rate_limit_policy: RateLimitPolicy::Close,
             max_assembly_bytes: 256 << 20,
+            compression: true,
+            compression_threshold: 128,
+            history: HistoryLimits {
+                messages: 0,
+                bytes_per_room: 1 << 20,
+                total_bytes: 64 << 20,
+            },
+            presence: false,
         }
     }
 }

@@ -150,6 +150,9 @@ pub struct Connection {
     pub phase: Phase,
     /// Yes-or-no facts, see [`Flags`].
     pub flags: Flags,
+    /// The window (bits, 8 to 15) of permessage-deflate when it was agreed, 0 when not: which
+    /// of a broadcast's shared frames this connection gets.
+    pub deflate_window_bits: u8,
 }
 
 impl Connection {
@@ -173,6 +176,7 @@ impl Connection {
             over_mark_since: 0,
             phase: Phase::Handshake,
             flags: Flags::default(),
+            deflate_window_bits: 0,
         }
     }
 

@@ -45,6 +45,20 @@ pub struct Metrics {
     pub message_timeouts: u64,
     /// Sockets closed at once because too many others were still in their handshake.
     pub handshake_limit_refusals: u64,
+    /// TLS sessions that failed: bad records, a plain request on the TLS port, a bad handshake.
+    pub tls_failures: u64,
+    /// Connections that negotiated permessage-deflate.
+    pub deflate_negotiated: u64,
+    /// History frames sent to members as they joined.
+    pub history_frames_sent: u64,
+    /// Compressed messages received and inflated.
+    pub messages_inflated: u64,
+    /// Compressed frames made (one per broadcast and window in use, shared by its receivers).
+    pub frames_compressed: u64,
+    /// Payload bytes given to the compressor.
+    pub compression_input_bytes: u64,
+    /// Compressed frame bytes it made, headers included.
+    pub compression_output_bytes: u64,
 }
 
 /// Figures of the process, read by the shell (the core reads nothing of the system).
@@ -75,6 +89,10 @@ pub struct Gauges {
     pub rooms: usize,
     /// Bytes held for messages and heads in progress, all connections.
     pub assembly_bytes: usize,
+    /// Bytes of frames kept in room histories.
+    pub history_bytes: usize,
+    /// Frames kept in room histories.
+    pub history_messages: usize,
 }
 
 impl Metrics {
@@ -111,6 +129,16 @@ impl Metrics {
             "assembly_bytes",
             "Bytes held for messages and request heads still arriving, all connections.",
             gauges.assembly_bytes as u64,
+        );
+        gauge(
+            "history_bytes",
+            "Bytes of frames kept in room histories (shared with the queues, not copied).",
+            gauges.history_bytes as u64,
+        );
+        gauge(
+            "history_messages",
+            "Frames kept in room histories.",
+            gauges.history_messages as u64,
         );
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -197,6 +225,41 @@ impl Metrics {
             "handshake_limit_refusals_total",
             "Sockets closed at accept because --max-handshakes were in progress.",
             self.handshake_limit_refusals,
+        );
+        counter(
+            "deflate_negotiated_total",
+            "Connections that negotiated permessage-deflate.",
+            self.deflate_negotiated,
+        );
+        counter(
+            "history_frames_sent_total",
+            "History frames sent to members as they joined.",
+            self.history_frames_sent,
+        );
+        counter(
+            "messages_inflated_total",
+            "Compressed messages received and inflated.",
+            self.messages_inflated,
+        );
+        counter(
+            "frames_compressed_total",
+            "Compressed frames made: one per broadcast (and window), shared by its receivers.",
+            self.frames_compressed,
+        );
+        counter(
+            "compression_input_bytes_total",
+            "Payload bytes compressed.",
+            self.compression_input_bytes,
+        );
+        counter(
+            "compression_output_bytes_total",
+            "Compressed frame bytes made from them.",
+            self.compression_output_bytes,
+        );
+        counter(
+            "tls_failures_total",
+            "TLS sessions that failed (bad records, plain text on the TLS port).",
+            self.tls_failures,
         );
         let _ = writeln!(out, "# HELP ws_protocol_errors_total Connections failed for a protocol error, by close code.\n# TYPE ws_protocol_errors_total counter");
         for (code, count) in &self.protocol_errors {

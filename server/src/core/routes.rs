@@ -1,6 +1,8 @@
 //! What answers a complete HTTP request head: an upgrade into a room, the chat page, the
 //! counters, the room list, a health check, or an error status that says which rule was broken.
 
+use protocol::deflate::{DeflateParameters, ServerDeflateConfig};
+use protocol::frame::Role;
 use protocol::handshake::server::{
     is_upgrade_attempt, validate_request, write_accept, write_refusal,
 };
@@ -18,6 +20,8 @@ pub enum Decision {
         room: String,
         /// The 101 response, with any interim response before it.
         response: Vec<u8>,
+        /// The window (bits) our compressed frames must fit, when permessage-deflate was agreed.
+        deflate_window_bits: Option<u8>,
     },
     /// Answer and close.
     Respond {
@@ -100,14 +104,26 @@ pub fn route(request: &Request<'_>, config: &Config, context: Context) -> Decisi
         if context.open_websockets >= config.max_connections {
             return refuse(503, "server at its connection limit");
         }
+        let deflate_config = ServerDeflateConfig {
+            enabled: config.compression,
+            ..ServerDeflateConfig::default()
+        };
+        let deflate = upgrade.negotiate_deflate(&deflate_config);
+        let extension_header = deflate.as_ref().map(DeflateParameters::header_value);
+        let extra: Vec<(&str, &str)> = extension_header
+            .as_deref()
+            .map(|value| (protocol::extensions::HEADER_NAME, value))
+            .into_iter()
+            .collect();
         let mut response = Vec::new();
         if interim {
             response.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        write_accept(&mut response, &upgrade, None, &[]);
+        write_accept(&mut response, &upgrade, None, &extra);
         return Decision::Upgrade {
             room: path.to_owned(),
             response,
+            deflate_window_bits: deflate.map(|agreed| agreed.window_bits_for(Role::Server)),
         };
     }
 
@@ -138,6 +154,17 @@ pub fn route(request: &Request<'_>, config: &Config, context: Context) -> Decisi
         200
     } else if path == "/metrics" && (context.metrics_port || config.metrics_on_main_port) {
         return Decision::Metrics { head_only };
+    } else if path == "/metrics" {
+        // Served elsewhere or nowhere: not a room either.
+        write_answer(
+            &mut response,
+            404,
+            &[],
+            "text/plain; charset=utf-8",
+            b"404 Not Found: /metrics is not served on this port\n",
+            head_only,
+        );
+        404
     } else if path == "/rooms" && !context.metrics_port && config.mode == super::Mode::Chat {
         return Decision::Rooms { head_only };
     } else if !context.metrics_port && config.serve_page && is_room_path(path) {

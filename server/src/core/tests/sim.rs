@@ -108,7 +108,10 @@ pub struct Socket {
     /// The phase the core last said it was in, and since when (for the deadline checks).
     observed: Option<(Phase, Millis)>,
     /// When the current fragmented message was first seen in progress.
-    message_seen_at: Option<Millis>,
+    /// When the check first saw a message in progress, and how many messages the client had
+    /// received then: a message completing (echoed back to its sender) starts the clock again,
+    /// as a message sent right behind another begins anew.
+    message_seen_at: Option<(Millis, usize)>,
     stream: Stream,
     unparsed: Vec<u8>,
     next_mask: u32,
@@ -678,7 +681,15 @@ impl Sim {
                     if connection.decoder.is_idle() {
                         socket.message_seen_at = None;
                     } else {
-                        let started = *socket.message_seen_at.get_or_insert(now);
+                        let received = socket.messages();
+                        let (started, seen_with) =
+                            *socket.message_seen_at.get_or_insert((now, received));
+                        let started = if seen_with != received {
+                            socket.message_seen_at = Some((now, received));
+                            now
+                        } else {
+                            started
+                        };
                         if now > started.after(config.message_timeout + slack) {
                             panic!(
                                 "at {} ms: client {id}'s message begun by {} ms is still open past the message timeout",
