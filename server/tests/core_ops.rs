@@ -450,3 +450,19 @@ fn write_the_named_seeds() {
         std::fs::write(seed_dir().join(name), data).unwrap();
     }
 }
+
+/// Prints the operations of the input named by `CORE_OPS_INPUT` (a crash the fuzzer found),
+/// then replays it: `CORE_OPS_INPUT=path cargo test -p server --test core_ops -- --ignored
+/// --nocapture explain`.
+#[test]
+#[ignore = "a debugging aid: needs CORE_OPS_INPUT"]
+fn explain_an_input() {
+    let path = std::env::var("CORE_OPS_INPUT").expect("CORE_OPS_INPUT names an input file");
+    let data = std::fs::read(path).unwrap();
+    let (config, start, ops) = ops::decode(&data);
+    println!("config: {config:?}\nstart: {start:?}");
+    for (index, op) in ops.iter().enumerate() {
+        println!("{index:4}: {op:?}");
+    }
+    ops::run(&data);
+}
