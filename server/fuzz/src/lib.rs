@@ -4,8 +4,8 @@
 #![forbid(unsafe_code)]
 
 use server::core::{
-    Accepted, Config, Core, Millis, Mode, Output, Phase, RateLimit, RateLimitPolicy,
-    SlowConsumer, SWEEP_EVERY, TICK,
+    Accepted, Config, Core, Millis, Mode, Output, Phase, RateLimit, RateLimitPolicy, SlowConsumer,
+    SWEEP_EVERY, TICK,
 };
 
 #[path = "../../src/core/tests/sim.rs"]
