@@ -472,6 +472,17 @@ impl Sim {
         }
     }
 
+    /// A writability event for a socket, whether or not the core watches it (spurious events
+    /// happen).
+    pub fn writable(&mut self, id: ClientId) {
+        let socket = &self.sockets[id];
+        if socket.is_open() {
+            self.core.handle_writable(socket.key);
+            self.apply_outputs();
+            self.check();
+        }
+    }
+
     /// The start of a turn at the current time: timers, then every socket's kernel buffer is
     /// as empty as its client keeps it.
     pub fn begin_turn(&mut self) {
@@ -520,8 +531,13 @@ impl Sim {
     pub fn advance_to(&mut self, until: Millis) {
         assert!(until >= self.now, "time goes forward");
         loop {
-            let wake = self.core.poll_timeout().min(until).max(self.now);
-            self.now = wake;
+            // After a graceful shutdown's deadline, `poll_timeout` stays at that past instant
+            // (the real shell has exited by then): step a tick at a time instead.
+            let mut wake = self.core.poll_timeout();
+            if wake <= self.now {
+                wake = self.now.after(TICK);
+            }
+            self.now = wake.min(until);
             self.turn();
             if self.now >= until {
                 return;
