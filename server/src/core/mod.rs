@@ -1043,11 +1043,17 @@ impl Core {
         self.leave_room(key);
     }
 
-    /// Fails the connection: our close frame with `code` is the last thing it gets.
+    /// Fails the connection: our close frame with `code` is the last thing it gets, unless our
+    /// close is out already (RFC 6455 allows one close frame per side): then it just drains.
     fn fail(&mut self, key: usize, code: CloseCode, reason: &str) {
-        if let Some(connection) = self.connections.get_mut(key) {
-            connection.decoder.close_sent();
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
+        if connection.phase == Phase::Closing {
+            self.finish(key, None);
+            return;
         }
+        connection.decoder.close_sent();
         self.finish(key, Some(close_frame(code, reason)));
     }
 
