@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the Autobahn TestSuite (kosoku) both ways:
-#   - server side, every case 1-13 (12 and 13 are permessage-deflate): kosoku drives
-#     `server --mode echo` on a free loopback port;
-#   - client side, cases 1-10: kosoku serves the cases (`-m fuzzingserver`) and the protocol
-#     crate's client example (`examples/client.rs --autobahn`) drives them.
+#   - server side: kosoku drives `server --mode echo` on a free loopback port, every case, 1-13
+#     (12 and 13 are permessage-deflate);
+#   - client side: kosoku serves the cases (`-m fuzzingserver`) and the protocol crate's client
+#     example (`examples/client.rs --autobahn`) drives them, cases 1-10.
 # Prints the count of each result per side, and fails unless every case of both is OK or
 # INFORMATIONAL (0 FAILED, 0 NON-STRICT, nothing else).
 set -euo pipefail
@@ -71,7 +71,7 @@ LOG="$OUT/server.log"
 PIDS+=($!)
 ADDRESS=$(wait_for_address "$LOG" "listening on")
 [ -n "$ADDRESS" ] || { echo "conformance: the server did not start:" >&2; cat "$LOG" >&2; exit 1; }
-echo "conformance: kosoku (every case, 12.* and 13.* included: permessage-deflate) against server --mode echo on $ADDRESS" >&2
+echo "conformance: kosoku (every case, 12.* and 13.* included) against server --mode echo on $ADDRESS" >&2
 timeout 900 "$VENV/bin/kosoku" -p 4 -o "$OUT/reports" "$ADDRESS" > "$OUT/kosoku.log" 2>&1 || true
 summarise server "$OUT/reports/index.json" || status=1
 

@@ -66,6 +66,8 @@ use routes::{route, write_answer, Context, Decision};
 pub const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// The longest a graceful shutdown waits for clients to answer our close.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Sockets of the metrics port that may be in their handshake at once.
+const MAX_METRICS_HANDSHAKES: usize = 64;
 /// Rooms listed at most by `GET /rooms`.
 const MAX_ROOMS_LISTED: usize = 1000;
 
@@ -123,8 +125,10 @@ pub struct Core {
     shutdown_deadline: Option<Millis>,
     /// WebSocket connections open or closing (what `--max-connections` limits).
     websockets: usize,
-    /// Sockets still in their HTTP head (what `--max-handshakes` limits).
+    /// Sockets of the main port still in their HTTP head (what `--max-handshakes` limits).
     handshakes: usize,
+    /// Sockets of the metrics port still in their HTTP head.
+    metrics_handshakes: usize,
     /// Bytes held for messages and heads in progress, all connections, except the one being
     /// read right now (it is counted again when its read is done).
     assembly_bytes: usize,
@@ -168,6 +172,7 @@ impl Core {
             shutdown_deadline: None,
             websockets: 0,
             handshakes: 0,
+            metrics_handshakes: 0,
             assembly_bytes: 0,
             reading: None,
             next_id: 1,
@@ -189,7 +194,14 @@ impl Core {
             return None;
         }
         self.metrics.connections_accepted += 1;
-        if self.handshakes >= self.config.max_handshakes {
+        // The metrics port has a small budget of its own, so an operator can still look while
+        // silent sockets hold every handshake slot of the main port.
+        let (in_handshake, limit) = if accepted.metrics_port {
+            (self.metrics_handshakes, MAX_METRICS_HANDSHAKES)
+        } else {
+            (self.handshakes, self.config.max_handshakes)
+        };
+        if in_handshake >= limit {
             self.metrics.handshake_limit_refusals += 1;
             return None;
         }
@@ -209,7 +221,11 @@ impl Core {
         connection
             .flags
             .set(Flags::FROM_TRUSTED_PROXY, accepted.trusted_proxy);
-        self.handshakes += 1;
+        if accepted.metrics_port {
+            self.metrics_handshakes += 1;
+        } else {
+            self.handshakes += 1;
+        }
         Some(self.connections.insert(connection))
     }
 
@@ -453,10 +469,14 @@ impl Core {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut websockets = 0;
         let mut handshakes = 0;
+        let mut metrics_handshakes = 0;
         let mut assembly = 0;
         let mut seated = 0;
         for (key, connection) in self.connections.iter() {
             match connection.phase {
+                Phase::Handshake if connection.flags.has(Flags::METRICS_PORT) => {
+                    metrics_handshakes += 1
+                }
                 Phase::Handshake => handshakes += 1,
                 Phase::Open | Phase::Closing => websockets += 1,
                 Phase::Draining => {}
@@ -498,7 +518,10 @@ impl Core {
                 "{members} room members but {seated} seated connections"
             ));
         }
-        if websockets != self.websockets || handshakes != self.handshakes {
+        if websockets != self.websockets
+            || handshakes != self.handshakes
+            || metrics_handshakes != self.metrics_handshakes
+        {
             return Err(format!(
                 "counted {} websockets and {} handshakes, found {websockets} and {handshakes}",
                 self.websockets, self.handshakes
@@ -625,33 +648,28 @@ impl Core {
             Decision::Metrics { head_only } => {
                 let process = self.process_stats.as_mut().map(|source| source());
                 let body = self.metrics.render(self.gauges(), process);
-                let mut response = Vec::new();
-                write_answer(
-                    &mut response,
-                    200,
-                    &[("Cache-Control", "no-cache")],
-                    "text/plain; version=0.0.4",
-                    body.as_bytes(),
-                    head_only,
-                );
-                *self.metrics.http_responses.entry(200).or_default() += 1;
-                self.finish(key, Some(response.into()));
+                self.answer_ok(key, "text/plain; version=0.0.4", body.as_bytes(), head_only);
             }
             Decision::Rooms { head_only } => {
                 let body = self.rooms_json();
-                let mut response = Vec::new();
-                write_answer(
-                    &mut response,
-                    200,
-                    &[("Cache-Control", "no-cache")],
-                    "application/json",
-                    body.as_bytes(),
-                    head_only,
-                );
-                *self.metrics.http_responses.entry(200).or_default() += 1;
-                self.finish(key, Some(response.into()));
+                self.answer_ok(key, "application/json", body.as_bytes(), head_only);
             }
         }
+    }
+
+    /// Answers 200 with a body the core made (counters, rooms), then closes.
+    fn answer_ok(&mut self, key: usize, content_type: &str, body: &[u8], head_only: bool) {
+        let mut response = Vec::new();
+        write_answer(
+            &mut response,
+            200,
+            &[("Cache-Control", "no-cache")],
+            content_type,
+            body,
+            head_only,
+        );
+        *self.metrics.http_responses.entry(200).or_default() += 1;
+        self.finish(key, Some(response.into()));
     }
 
     /// Answers a head that cannot be served with an error status, then closes.
@@ -664,9 +682,18 @@ impl Core {
         self.finish(key, Some(response.into()));
     }
 
+    /// One socket fewer in its handshake, on the port it came in on.
+    fn uncount_handshake(&mut self, key: usize) {
+        if self.connections[key].flags.has(Flags::METRICS_PORT) {
+            self.metrics_handshakes -= 1;
+        } else {
+            self.handshakes -= 1;
+        }
+    }
+
     fn leave_handshake(&mut self, key: usize) {
         if self.connections[key].phase == Phase::Handshake {
-            self.handshakes -= 1;
+            self.uncount_handshake(key);
             // Draining until the answer is out; `finish` or the upgrade sets the phase.
             self.connections[key].phase = Phase::Draining;
         }
@@ -1011,11 +1038,17 @@ impl Core {
         self.leave_room(key);
     }
 
-    /// Fails the connection: our close frame with `code` is the last thing it gets.
+    /// Fails the connection: our close frame with `code` is the last thing it gets, unless our
+    /// close is out already (RFC 6455 allows one close frame per side): then it just drains.
     fn fail(&mut self, key: usize, code: CloseCode, reason: &str) {
-        if let Some(connection) = self.connections.get_mut(key) {
-            connection.decoder.close_sent();
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
+        if connection.phase == Phase::Closing {
+            self.finish(key, None);
+            return;
         }
+        connection.decoder.close_sent();
         self.finish(key, Some(close_frame(code, reason)));
     }
 
@@ -1029,8 +1062,9 @@ impl Core {
             self.websockets -= 1;
         }
         if connection.phase == Phase::Handshake {
-            self.handshakes -= 1;
+            self.uncount_handshake(key);
         }
+        let connection = &mut self.connections[key];
         connection.phase = Phase::Draining;
         connection.deadline = self.now.tick().after(self.config.close_timeout);
         if let Some(last) = last {
@@ -1085,9 +1119,12 @@ impl Core {
             return;
         }
         self.leave_room(key);
+        if self.connections[key].phase == Phase::Handshake {
+            self.uncount_handshake(key);
+        }
         let connection = self.connections.remove(key);
         match connection.phase {
-            Phase::Handshake => self.handshakes -= 1,
+            Phase::Handshake => {}
             Phase::Open | Phase::Closing => self.websockets -= 1,
             Phase::Draining => {}
         }
