@@ -110,6 +110,19 @@ pub struct MessageArgs {
     /// How long to wait after the last send for deliveries still in flight.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub drain: Duration,
+    /// The rate over time instead of a fixed --rate, k6 style: `30s:100,60s:1000,30s:0`. Each
+    /// stage moves the rate in a straight line from where the last ended (0 at first) to its
+    /// target; the run lasts as long as the stages (--duration is ignored; --warmup is the
+    /// first part of the stages).
+    #[arg(long)]
+    pub stages: Option<String>,
+    /// Cut the run into intervals of this length (e.g. 1s): per interval, messages sent,
+    /// deliveries, lost, p50/p99/max and open connections, into the JSON and --csv.
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Write the --interval rows to this CSV file (--interval defaults to 1s).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
 }
 
 /// Whether a sender receives its own messages.

@@ -33,6 +33,7 @@ impl Report {
             fields.insert("binary".into(), json!(run.binary));
             fields.insert("compress".into(), json!(run.compress));
             fields.insert("duration_s".into(), json!(run.duration_s));
+            fields.insert("stages".into(), json!(run.stages));
             fields.insert("warmup_s".into(), json!(run.warmup_s));
             fields.insert("drain_s".into(), json!(run.after_s));
         } else {
@@ -220,6 +221,51 @@ impl Report {
             out.insert("incomplete_messages".into(), json!(self.incomplete));
         }
         out.insert("send_lag_us".into(), histogram_json(&self.send_lag));
+        if let Some(interval_s) = self.run.interval_s {
+            out.insert(
+                "intervals".into(),
+                json!({
+                    "interval_s": interval_s,
+                    "rows": self.intervals.iter().map(|row| json!({
+                        "start_s": row.start_s,
+                        "end_s": row.end_s,
+                        "scheduled": row.scheduled,
+                        "sent": row.sent,
+                        "delivered": row.delivered,
+                        "lost": row.lost,
+                        "p50_us": row.p50_us,
+                        "p99_us": row.p99_us,
+                        "max_us": row.max_us,
+                        "open_connections": row.open_connections,
+                    })).collect::<Vec<_>>(),
+                }),
+            );
+        }
+    }
+
+    /// The time series as CSV: one header line, one row per interval.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "start_s,end_s,scheduled,sent,delivered,lost,p50_us,p99_us,max_us,open_connections\n",
+        );
+        let cell = |value: Option<u64>| value.map_or(String::new(), |v| v.to_string());
+        for row in &self.intervals {
+            let _ = writeln!(
+                out,
+                "{:.3},{:.3},{},{},{},{},{},{},{},{}",
+                row.start_s,
+                row.end_s,
+                row.scheduled,
+                row.sent,
+                row.delivered,
+                row.lost,
+                cell(row.p50_us),
+                cell(row.p99_us),
+                cell(row.max_us),
+                cell(row.open_connections)
+            );
+        }
+        out
     }
 
     /// The `.hgrm` file: delivery latency (round trip in echo runs), handshake latency in

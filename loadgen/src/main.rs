@@ -91,6 +91,9 @@ fn check_machine(setup: &Setup) -> Result<(), String> {
     if let Some(path) = &setup.common.hgrm {
         limits::check_output("--hgrm", path)?;
     }
+    if let Some(path) = &setup.description.csv {
+        limits::check_output("--csv", path)?;
+    }
     Ok(())
 }
 
@@ -198,13 +201,7 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
 
     let schedule = plan.kind.sends().then(|| {
         let start_ns = shared.clock.now_ns() + 50_000_000;
-        let schedule = Schedule::new(
-            start_ns,
-            plan.rate,
-            plan.senders,
-            plan.warmup_s,
-            plan.duration_s,
-        );
+        let schedule = Schedule::new(start_ns, plan.shape, plan.senders, plan.warmup_s);
         shared.start_ns.store(start_ns, Ordering::Release);
         schedule
     });
@@ -238,7 +235,21 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
     };
     let mut window = None;
     let mut halted_ns = None;
+    let mut open_by_interval: Vec<u64> = Vec::new();
+    let sample_open = |open_by_interval: &mut Vec<u64>| {
+        let (Some(schedule), true) = (schedule, plan.interval_ns > 0) else {
+            return;
+        };
+        let elapsed = shared.clock.now_ns().saturating_sub(schedule.start_ns);
+        let completed = (elapsed / plan.interval_ns) as usize;
+        let open =
+            shared.connected.load(Ordering::Relaxed) - shared.disconnected.load(Ordering::Relaxed);
+        while open_by_interval.len() < completed.min(measurements::MAX_INTERVALS) {
+            open_by_interval.push(open);
+        }
+    };
     while Instant::now() < end {
+        sample_open(&mut open_by_interval);
         if halted_ns.is_none() && interrupted.load(Ordering::Relaxed) {
             // Stop sending; give what is in flight a moment, then report what was measured.
             let now_ns = shared.clock.now_ns();
@@ -279,6 +290,7 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
         ),
     };
     let stopped_ns = shared.clock.now_ns();
+    sample_open(&mut open_by_interval);
     let server_exited = server_pid.is_some() && after_server.is_none();
     let results = stop_workers(handles)?;
     let is_interrupted = interrupted.load(Ordering::Relaxed);
@@ -301,6 +313,7 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
         server_exited,
     };
     let timeline = Timeline {
+        open_by_interval,
         schedule,
         halted_ns,
         stopped_ns,
@@ -311,6 +324,10 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
     if let Some(path) = &common.json {
         let text = serde_json::to_string_pretty(&report.json()).expect("json of plain values");
         std::fs::write(path, text + "\n")
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    }
+    if let Some(path) = &report.run.csv {
+        std::fs::write(path, report.csv())
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     }
     if let Some(path) = &common.hgrm {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::accounting::{Owed, Tally};
-use crate::measurements::{new_histogram, Measurements, ReceiverRecord};
+use crate::measurements::{new_histogram, Measurements, ReceiverRecord, MAX_INTERVALS};
 use crate::plan::RunKind;
 use crate::schedule::Schedule;
 use crate::threshold::{self, Distribution, Figures, Statistic, Threshold};
@@ -27,7 +27,7 @@ pub struct RunDescription {
     pub clients: u32,
     /// Senders.
     pub senders: u32,
-    /// Messages per second, all senders together.
+    /// Messages per second, all senders together (with --stages: the peak).
     pub rate: f64,
     /// Payload bytes.
     pub payload: usize,
@@ -41,6 +41,12 @@ pub struct RunDescription {
     pub duration_s: f64,
     /// Seconds of warmup.
     pub warmup_s: f64,
+    /// `--stages`, as given.
+    pub stages: Option<String>,
+    /// `--interval` in seconds, when a time series was asked for.
+    pub interval_s: Option<f64>,
+    /// `--csv` file.
+    pub csv: Option<std::path::PathBuf>,
     /// Seconds of drain (fanout, echo) or hold (connect).
     pub after_s: f64,
     /// Worker threads.
@@ -75,8 +81,11 @@ pub struct Resources {
 }
 
 /// When the run's phases ended, on the run's clock.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Timeline {
+    /// Connections open at the end of each interval of the time series (sampled by the main
+    /// thread).
+    pub open_by_interval: Vec<u64>,
     /// The send schedule, when the run sent anything.
     pub schedule: Option<Schedule>,
     /// No message intended at or after this time was sent (an interrupt); `None`: the whole
@@ -120,6 +129,31 @@ pub struct Bytes {
     pub wire_sent: u64,
     /// Probe message bytes sent, before compression.
     pub payload_sent: u64,
+}
+
+/// One row of the time series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntervalRow {
+    /// Start and end of the interval, seconds from the schedule's start.
+    pub start_s: f64,
+    /// End of the interval.
+    pub end_s: f64,
+    /// Messages the schedule asked for with an intended time in the interval.
+    pub scheduled: u64,
+    /// Of those, sent.
+    pub sent: u64,
+    /// First copies that arrived in the interval.
+    pub delivered: u64,
+    /// Deliveries of messages intended in the interval that never came (known at the end).
+    pub lost: u64,
+    /// Latency of the interval's deliveries (µs); `None` when there were none.
+    pub p50_us: Option<u64>,
+    /// p99 of the interval.
+    pub p99_us: Option<u64>,
+    /// Max of the interval.
+    pub max_us: Option<u64>,
+    /// Connections open at the interval's end, when sampled.
+    pub open_connections: Option<u64>,
 }
 
 /// Every figure of a run.
@@ -203,6 +237,8 @@ pub struct Report {
     pub per_url: Vec<UrlFigures>,
     /// Bytes on the wire and in payloads.
     pub bytes: Bytes,
+    /// The time series, when `--interval` or `--csv` asked for it.
+    pub intervals: Vec<IntervalRow>,
 }
 
 impl Report {
@@ -248,7 +284,40 @@ impl Report {
             Vec::new()
         };
         let mut bytes = Bytes::default();
+        let interval_ns = (run.interval_s.unwrap_or(0.0) * 1e9) as u64;
+        let mut interval_latency: Vec<Histogram<u64>> = Vec::new();
+        let mut rows: Vec<IntervalRow> = Vec::new();
+        if let (Some(schedule), true) = (timeline.schedule, interval_ns > 0) {
+            let span = timeline.stopped_ns.saturating_sub(schedule.start_ns);
+            let count = (span.div_ceil(interval_ns) as usize).clamp(1, MAX_INTERVALS);
+            rows = (0..count)
+                .map(|index| IntervalRow {
+                    start_s: (index as u64 * interval_ns) as f64 / 1e9,
+                    end_s: ((index as u64 + 1) * interval_ns) as f64 / 1e9,
+                    open_connections: timeline.open_by_interval.get(index).copied(),
+                    ..IntervalRow::default()
+                })
+                .collect();
+            interval_latency = (0..count)
+                .map(|_| Histogram::new(2).expect("2 significant figures are valid"))
+                .collect();
+        }
+        let interval_of = |intended_ns: u64| -> Option<usize> {
+            let schedule = timeline.schedule?;
+            (interval_ns > 0).then(|| {
+                ((intended_ns.saturating_sub(schedule.start_ns) / interval_ns) as usize)
+                    .min(MAX_INTERVALS - 1)
+            })
+        };
         for result in results {
+            for (index, measured) in result.intervals.iter().enumerate() {
+                if let (Some(row), Some(latency)) =
+                    (rows.get_mut(index), interval_latency.get_mut(index))
+                {
+                    row.delivered += measured.delivered;
+                    let _ = latency.add(&measured.latency);
+                }
+            }
             bytes.compressed_connections += result.compressed_connections;
             bytes.wire_received += result.wire_bytes_received;
             bytes.payload_received += result.payload_bytes_received;
@@ -313,6 +382,12 @@ impl Report {
                             .is_some_and(|halt| schedule.intended_ns(n) >= halt)
                     {
                         break;
+                    }
+                    if let Some(row) =
+                        interval_of(schedule.intended_ns(n)).and_then(|index| rows.get_mut(index))
+                    {
+                        row.scheduled += 1;
+                        row.sent += u64::from(k < sent_by_it);
                     }
                     if schedule.is_warmup(n) {
                         if k < sent_by_it {
@@ -402,6 +477,9 @@ impl Report {
                             missing,
                         );
                         undelivered += missing;
+                        if let Some(row) = interval_of(intended).and_then(|i| rows.get_mut(i)) {
+                            row.lost += missing;
+                        }
                     }
                 }
             }
@@ -451,7 +529,15 @@ impl Report {
             thresholds: Vec::new(),
             per_url,
             bytes,
+            intervals: rows,
         };
+        for (row, latency) in report.intervals.iter_mut().zip(&interval_latency) {
+            if !latency.is_empty() {
+                row.p50_us = Some(latency.value_at_quantile(0.5));
+                row.p99_us = Some(latency.value_at_quantile(0.99));
+                row.max_us = Some(latency.max());
+            }
+        }
         report.invalid_reasons = verdict::reasons(&report.facts());
         report.thresholds = report
             .run

@@ -7,6 +7,7 @@ use crate::cli::{Cli, Common, ExpectSelf, FailOn, MessageArgs, Run};
 use crate::plan::{Plan, RunKind};
 use crate::probe::PROBE_HEADER_LEN;
 use crate::report::RunDescription;
+use crate::schedule::Shape;
 use crate::target;
 use crate::template::MessageTemplate;
 use crate::tls::{self, TrustOptions};
@@ -96,6 +97,9 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         duration: Duration::ZERO,
         warmup: Duration::ZERO,
         drain: Duration::ZERO,
+        stages: None,
+        interval: None,
+        csv: None,
     });
     let template_text = match (&message.message, &message.message_file) {
         (Some(text), _) => Some(text.clone()),
@@ -118,7 +122,7 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
                 "--payload must be at least {PROBE_HEADER_LEN} bytes (the probe header)"
             ));
         }
-        if !rate.is_finite() || rate <= 0.0 {
+        if message.stages.is_none() && (!rate.is_finite() || rate <= 0.0) {
             return Err("--rate must be a positive number of messages per second".into());
         }
         if senders == 0 || senders > common.clients {
@@ -127,11 +131,34 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
                 common.clients
             ));
         }
-        if message.duration.is_zero() {
+        if message.duration.is_zero() && message.stages.is_none() {
             return Err("--duration must be above 0".into());
         }
-        if (message.warmup + message.duration).as_secs_f64() * rate > MAX_MESSAGES {
+    }
+    let shape = match &message.stages {
+        Some(stages) => Shape::stages(stages)?,
+        None => Shape::constant(rate, (message.warmup + message.duration).as_secs_f64()),
+    };
+    let warmup_s = message.warmup.as_secs_f64();
+    if kind.sends() {
+        if shape.total_messages() as f64 > MAX_MESSAGES {
             return Err(format!("the run would schedule more than {MAX_MESSAGES} messages; lower --rate or --duration"));
+        }
+        if warmup_s >= shape.total_s() {
+            return Err("--warmup must be shorter than the run".into());
+        }
+    }
+    let interval = match (message.interval, &message.csv) {
+        (Some(interval), _) if interval.is_zero() => {
+            return Err("--interval must be above 0".into())
+        }
+        (Some(interval), _) => Some(interval),
+        (None, Some(_)) => Some(Duration::from_secs(1)),
+        (None, None) => None,
+    };
+    if let Some(interval) = interval {
+        if kind.sends() && shape.total_s() / interval.as_secs_f64() > 100_000.0 {
+            return Err("--interval is too short for this run (at most 100,000 intervals)".into());
         }
     }
     let threads = common
@@ -145,6 +172,11 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
     } else {
         message.drain
     };
+    let rate = if message.stages.is_some() {
+        shape.peak_rate()
+    } else {
+        rate
+    };
     let description = RunDescription {
         kind,
         urls: common.urls.clone(),
@@ -155,8 +187,11 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         message_template: template_text,
         binary: message.binary,
         compress: common.compress,
-        duration_s: message.duration.as_secs_f64(),
-        warmup_s: message.warmup.as_secs_f64(),
+        duration_s: shape.total_s() - warmup_s,
+        warmup_s,
+        stages: message.stages.clone(),
+        interval_s: interval.map(|interval| interval.as_secs_f64()),
+        csv: message.csv.clone(),
         threads,
         rooms: common.rooms,
         expect_self,
@@ -185,12 +220,12 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         binary: message.binary,
         raw: common.raw,
         run_id,
-        rate,
+        shape,
+        interval_ns: interval.map_or(0, |interval| interval.as_nanos() as u64),
         senders,
         rooms: common.rooms,
         expect_self,
-        warmup_s: message.warmup.as_secs_f64(),
-        duration_s: message.duration.as_secs_f64(),
+        warmup_s,
     };
     Ok(Setup {
         plan,

@@ -128,11 +128,12 @@ impl Worker {
         poll.registry()
             .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
         let tracked = if plan.kind.sends() {
-            ((plan.warmup_s + plan.duration_s) * plan.rate).floor() as usize
+            plan.shape.total_messages() as usize
         } else {
             0
         };
         let plan_targets = plan.targets.len();
+        let interval_ns = plan.interval_ns;
         Ok(Worker {
             index,
             poll,
@@ -145,7 +146,10 @@ impl Worker {
             clients,
             senders,
             read_buffer: vec![0; READ_BUFFER_LEN + MAX_RESPONSE_HEAD],
-            measurements: Measurements::tracking(tracked, plan_targets),
+            measurements: Measurements {
+                interval_ns,
+                ..Measurements::tracking(tracked, plan_targets)
+            },
             codec: Codec::default(),
             schedule: None,
             next_to_connect: 0,
@@ -300,10 +304,9 @@ impl Worker {
     fn begin_sending(&mut self, start_ns: u64) {
         self.schedule = Some(Schedule::new(
             start_ns,
-            self.plan.rate,
+            self.plan.shape,
             self.plan.senders,
             self.plan.warmup_s,
-            self.plan.duration_s,
         ));
         for client in &mut self.clients {
             if client.state == State::Open {
