@@ -560,6 +560,8 @@ mod tests {
             shape: crate::schedule::Shape::constant(1000.0, 1.0),
             interval_ns: 0,
             senders: 2,
+            sender_base: 0,
+            total_senders: 2,
             rooms: 1,
             expect_self: None,
             warmup_s: 0.0,

@@ -14,6 +14,7 @@ mod compression;
 mod json_output;
 mod limits;
 mod measurements;
+mod merge;
 mod plan;
 mod probe;
 mod report;
@@ -52,6 +53,15 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let command_line: Vec<String> = std::env::args().collect();
     let cli = Cli::parse();
+    if let cli::Run::Merge(args) = cli.run {
+        return match merge::run(args, command_line) {
+            Ok(code) => ExitCode::from(code),
+            Err((code, message)) => {
+                eprintln!("loadgen merge: {message}");
+                ExitCode::from(code)
+            }
+        };
+    }
     let setup = match setup::plan_from(cli, command_line).and_then(|setup| {
         check_machine(&setup)?;
         Ok(setup)
@@ -200,8 +210,17 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
     let measure_started = Instant::now();
 
     let schedule = plan.kind.sends().then(|| {
-        let start_ns = shared.clock.now_ns() + 50_000_000;
-        let schedule = Schedule::new(start_ns, plan.shape, plan.senders, plan.warmup_s);
+        let start_ns = match description.start_at_unix_ms {
+            // The wall clock says when; the run's own monotonic clock keeps time from there.
+            Some(start_at) => {
+                let now_unix_ns = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_nanos() as u64);
+                shared.clock.now_ns() + (start_at * 1_000_000).saturating_sub(now_unix_ns).max(1)
+            }
+            None => shared.clock.now_ns() + 50_000_000,
+        };
+        let schedule = Schedule::new(start_ns, plan.shape, plan.total_senders, plan.warmup_s);
         shared.start_ns.store(start_ns, Ordering::Release);
         schedule
     });

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use crate::accounting::{ReceiverBook, Verdict};
+use crate::accounting::{ReceiverBook, ReceiverCounts, Verdict};
 use crate::probe::Probes;
 use crate::schedule::Schedule;
 
@@ -58,8 +58,8 @@ pub struct ReceiverRecord {
     pub own_sender: Option<u32>,
     /// Whether it was open when sending started.
     pub owed: bool,
-    /// What it saw.
-    pub book: ReceiverBook,
+    /// What it saw, reduced to what settling needs.
+    pub counts: ReceiverCounts,
 }
 
 /// Most intervals a time series keeps; deliveries after the last are in the last.
@@ -279,7 +279,10 @@ impl Measurements {
         if verdict == Verdict::Duplicate {
             return;
         }
-        let latency_us = (now.saturating_sub(probe.intended_ns) / 1000).max(1);
+        // The probe carries its intended time from the schedule's start, so that processes
+        // sharing a schedule (`--start-at`) read each other's probes on their own clocks.
+        let intended_ns = schedule.start_ns + probe.intended_ns;
+        let latency_us = (now.saturating_sub(intended_ns) / 1000).max(1);
         if let Some(index) = now
             .saturating_sub(schedule.start_ns)
             .checked_div(self.interval_ns)

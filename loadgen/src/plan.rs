@@ -73,8 +73,12 @@ pub struct Plan {
     pub shape: Shape,
     /// Interval of the time series (0: none).
     pub interval_ns: u64,
-    /// Number of senders.
+    /// Senders of this process.
     pub senders: u32,
+    /// This process's first sender in the run's schedule; its clients are numbered from it.
+    pub sender_base: u32,
+    /// Senders of the whole run (all processes).
+    pub total_senders: u32,
     /// Rooms the clients are spread over.
     pub rooms: u32,
     /// Whether senders get their own messages, when stated on the command line.

@@ -25,8 +25,21 @@ pub struct RunDescription {
     pub urls: Vec<String>,
     /// Clients asked for.
     pub clients: u32,
-    /// Senders.
+    /// Senders of this process (of all merged processes in a merged report).
     pub senders: u32,
+    /// The run's senders this report covers, as ranges `[first, end)`: one for a process,
+    /// one per process for a merged report.
+    pub sender_ranges: Vec<(u32, u32)>,
+    /// Senders of the whole run (all processes).
+    pub total_senders: u32,
+    /// The run id the probes carry.
+    pub run_id: u32,
+    /// `--start-at`, when given.
+    pub start_at_unix_ms: Option<u64>,
+    /// Reports merged into this one (0: a single process's own report).
+    pub merged_reports: usize,
+    /// The schedule's shape, for `loadgen merge`.
+    pub shape: Option<crate::schedule::Shape>,
     /// Messages per second, all senders together (with --stages: the peak).
     pub rate: f64,
     /// Payload bytes.
@@ -156,6 +169,24 @@ pub struct IntervalRow {
     pub open_connections: Option<u64>,
 }
 
+/// What a report keeps beyond its figures so that `loadgen merge` can combine it with the
+/// reports of other processes of the same run exactly.
+#[derive(Debug, Default)]
+pub struct MergeData {
+    /// Messages sent per sender (the run's sender numbers).
+    pub sent_by_sender: BTreeMap<u32, u64>,
+    /// Every receiver's counts.
+    pub receivers: Vec<ReceiverRecord>,
+    /// Per message number: first copies at receivers owed it.
+    pub arrivals: Vec<u64>,
+    /// Per message number: the latest such arrival (ns on the run's clock).
+    pub last_arrival_ns: Vec<u64>,
+    /// The latest measured first copy (ns on the run's clock).
+    pub last_delivery_ns: u64,
+    /// Deliveries of senders' own probes to themselves.
+    pub self_deliveries: u64,
+}
+
 /// Every figure of a run.
 #[derive(Debug)]
 pub struct Report {
@@ -191,6 +222,9 @@ pub struct Report {
     pub multi_probe: u64,
     /// Probes of another run or client.
     pub foreign: u64,
+    /// First copies of messages from senders of other processes of the run (settled by
+    /// `loadgen merge`).
+    pub other_process_deliveries: u64,
     /// Receivers settled.
     pub receivers: u64,
     /// Receivers that lost at least one delivery.
@@ -239,6 +273,8 @@ pub struct Report {
     pub bytes: Bytes,
     /// The time series, when `--interval` or `--csv` asked for it.
     pub intervals: Vec<IntervalRow>,
+    /// What `loadgen merge` needs.
+    pub merge_data: MergeData,
 }
 
 impl Report {
@@ -371,7 +407,11 @@ impl Report {
         let (mut scheduled, mut sent, mut sent_warmup, mut not_sent, mut senders_lost) =
             (0, 0, 0, 0, 0);
         if let Some(schedule) = timeline.schedule {
-            for sender in 0..schedule.senders {
+            let own_senders = run
+                .sender_ranges
+                .iter()
+                .flat_map(|&(first, end)| first..end.min(schedule.senders));
+            for sender in own_senders {
                 let sent_by_it = sent_by_sender.get(&sender).copied().unwrap_or(0);
                 let (mut due, mut sent_here) = (0, 0);
                 for k in 0.. {
@@ -425,6 +465,7 @@ impl Report {
         let mut anomalies = Vec::new();
         let mut receivers_with_loss = 0u64;
         let mut receivers_per_sender: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut other_process_deliveries = 0u64;
         for record in &receivers {
             let owed: Vec<Owed> = sent_measured
                 .iter()
@@ -437,7 +478,34 @@ impl Report {
             for &sender in sent_by_sender.keys().filter(|&&s| owes(record, s)) {
                 *receivers_per_sender.entry(sender).or_default() += 1;
             }
-            let own = record.book.settle(&owed);
+            // First copies from senders of other processes of the run are theirs to settle
+            // (`loadgen merge`): neither owed nor unexpected here.
+            let is_other_process = |slot: usize| {
+                run.kind != RunKind::Echo
+                    && (slot as u32) < run.total_senders
+                    && !run
+                        .sender_ranges
+                        .iter()
+                        .any(|&(first, end)| (first..end).contains(&(slot as u32)))
+            };
+            let own = if record
+                .counts
+                .measured
+                .iter()
+                .enumerate()
+                .any(|(slot, &count)| count > 0 && is_other_process(slot))
+            {
+                let mut counts = record.counts.clone();
+                for (slot, count) in counts.measured.iter_mut().enumerate() {
+                    if is_other_process(slot) {
+                        other_process_deliveries += *count;
+                        *count = 0;
+                    }
+                }
+                counts.settle(&owed)
+            } else {
+                record.counts.settle(&owed)
+            };
             tally.add(&own);
             if let Some(figures) = per_url.get_mut(record.target) {
                 figures.tally.add(&own);
@@ -507,6 +575,7 @@ impl Report {
             non_probe,
             multi_probe,
             foreign,
+            other_process_deliveries,
             receivers: receivers.len() as u64,
             receivers_with_loss,
             anomalies,
@@ -530,6 +599,14 @@ impl Report {
             per_url,
             bytes,
             intervals: rows,
+            merge_data: MergeData {
+                sent_by_sender,
+                receivers,
+                arrivals,
+                last_arrival_ns: last_arrival,
+                last_delivery_ns,
+                self_deliveries,
+            },
         };
         for (row, latency) in report.intervals.iter_mut().zip(&interval_latency) {
             if !latency.is_empty() {

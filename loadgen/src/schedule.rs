@@ -117,7 +117,9 @@ impl Shape {
         Ok(shape)
     }
 
-    fn from_points(first_rate: f64, points: &[(f64, f64)]) -> Shape {
+    /// The shape from its first rate and its `(duration_s, target rate)` points, as
+    /// [`Shape::points`] gives them.
+    pub fn from_points(first_rate: f64, points: &[(f64, f64)]) -> Shape {
         let mut shape = Shape {
             segments: [Segment::default(); MAX_STAGES],
             count: points.len().min(MAX_STAGES),
@@ -136,6 +138,17 @@ impl Shape {
             rate = target;
         }
         shape
+    }
+
+    /// The rate at the start, and each segment's `(duration_s, target rate)`.
+    pub fn points(&self) -> (f64, Vec<(f64, f64)>) {
+        let first = self.segments().first().map_or(0.0, |s| s.start_rate);
+        let points = self
+            .segments()
+            .iter()
+            .map(|s| (s.duration_s, s.end_rate))
+            .collect();
+        (first, points)
     }
 
     fn segments(&self) -> &[Segment] {

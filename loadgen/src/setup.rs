@@ -1,7 +1,7 @@
 //! From the command line to a plan: every option checked and resolved (URL, rooms, template,
 //! limits of the schedule) before anything connects. Errors here are usage errors (exit 2).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cli::{Cli, Common, ExpectSelf, FailOn, MessageArgs, Run};
 use crate::plan::{Plan, RunKind};
@@ -60,6 +60,7 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
             )
         }
         Run::Connect(args) => (RunKind::Connect, args.common, None, 0, 1.0, None, args.hold),
+        Run::Merge(_) => return Err("merge is not a run".into()),
     };
     if common.clients == 0 {
         return Err("--clients must be at least 1".into());
@@ -165,8 +166,32 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, common.clients as usize);
-    let run_id =
-        (std::process::id() << 8) ^ (Instant::now().elapsed().subsec_nanos() ^ 0x5bd1_e995);
+    let run_id = common.run_id.unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        (std::process::id() << 12) ^ nanos ^ 0x5bd1_e995
+    });
+    let total_senders = common
+        .total_senders
+        .unwrap_or(common.sender_base.saturating_add(senders));
+    if kind.sends() && u64::from(common.sender_base) + u64::from(senders) > u64::from(total_senders)
+    {
+        return Err(format!(
+            "--sender-base {} plus {} sender(s) is more than --total-senders {total_senders}",
+            common.sender_base, senders
+        ));
+    }
+    if let Some(start_at) = common.start_at {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        if start_at <= now_ms {
+            return Err(format!(
+                "--start-at {start_at} is in the past (now is {now_ms})"
+            ));
+        }
+    }
     let hold = if kind == RunKind::Connect {
         hold
     } else {
@@ -178,6 +203,12 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         rate
     };
     let description = RunDescription {
+        sender_ranges: vec![(common.sender_base, common.sender_base + senders)],
+        total_senders,
+        run_id,
+        start_at_unix_ms: common.start_at,
+        merged_reports: 0,
+        shape: kind.sends().then_some(shape),
         kind,
         urls: common.urls.clone(),
         clients: common.clients,
@@ -220,6 +251,8 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         binary: message.binary,
         raw: common.raw,
         run_id,
+        sender_base: common.sender_base,
+        total_senders,
         shape,
         interval_ns: interval.map_or(0, |interval| interval.as_nanos() as u64),
         senders,

@@ -197,6 +197,13 @@ impl Report {
         if run.kind == RunKind::Fanout {
             let _ = write!(out, ", {} room(s)", run.rooms);
         }
+        if self.run.merged_reports > 0 {
+            let _ = write!(
+                out,
+                ", merged from {} reports of run {:08x}",
+                self.run.merged_reports, self.run.run_id
+            );
+        }
         if self.timeline.interrupted {
             let _ = write!(out, " [interrupted]");
         }
@@ -277,6 +284,16 @@ impl Report {
                 self.foreign
             ),
         );
+        if self.other_process_deliveries > 0 {
+            line(
+                out,
+                "",
+                format!(
+                    "{} deliveries from senders of the run's other processes: settled by loadgen merge",
+                    self.other_process_deliveries
+                ),
+            );
+        }
         self.write_receivers(out);
         line(
             out,

@@ -107,9 +107,12 @@ impl Worker {
         let rooms = plan.rooms.max(1);
         let clients: Vec<Client> = ids
             .iter()
-            .map(|&id| {
+            .map(|&local| {
+                // Clients are numbered from --sender-base, so that the senders of several
+                // processes sharing one schedule are told apart.
+                let id = plan.sender_base + local;
                 let sender = match plan.kind {
-                    RunKind::Fanout => (id < plan.senders).then_some(id),
+                    RunKind::Fanout => (local < plan.senders).then_some(id),
                     RunKind::Echo => Some(id),
                     RunKind::Connect => None,
                 };
@@ -305,7 +308,7 @@ impl Worker {
         self.schedule = Some(Schedule::new(
             start_ns,
             self.plan.shape,
-            self.plan.senders,
+            self.plan.total_senders,
             self.plan.warmup_s,
         ));
         for client in &mut self.clients {
@@ -348,7 +351,7 @@ impl Worker {
                     run: self.plan.run_id,
                     sender,
                     sequence: client.next_k,
-                    intended_ns,
+                    intended_ns: intended_ns - schedule.start_ns,
                 };
                 let message_len = client.queue_probe(
                     &probe,
@@ -694,7 +697,7 @@ impl Worker {
                 target: client.target,
                 own_sender: client.sender,
                 owed: client.open_at_start,
-                book: client.book,
+                counts: client.book.counts(),
             })
             .collect();
         measurements
