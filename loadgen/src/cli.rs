@@ -39,6 +39,9 @@ pub enum Run {
     Echo(EchoArgs),
     /// A connection storm: handshake latency, failures by reason, how many stay connected.
     Connect(ConnectArgs),
+    /// Merges the --json reports of several loadgen processes of one run (same --run-id):
+    /// histograms merged exactly, accounting settled over every receiver.
+    Merge(MergeArgs),
 }
 
 /// Options of `fanout`.
@@ -83,6 +86,26 @@ pub struct ConnectArgs {
     pub hold: Duration,
 }
 
+/// Options of `merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The --json reports to merge.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the merged delivery latency in HdrHistogram's percentile format.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Exit with status 3 when the merged run is invalid.
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// A pass/fail criterion on the merged figures (see the other subcommands).
+    #[arg(long = "threshold", value_parser = Threshold::parse)]
+    pub thresholds: Vec<Threshold>,
+}
+
 /// Options of the messages sent.
 #[derive(Debug, Args)]
 pub struct MessageArgs {
@@ -110,6 +133,19 @@ pub struct MessageArgs {
     /// How long to wait after the last send for deliveries still in flight.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub drain: Duration,
+    /// The rate over time instead of a fixed --rate, k6 style: `30s:100,60s:1000,30s:0`. Each
+    /// stage moves the rate in a straight line from where the last ended (0 at first) to its
+    /// target; the run lasts as long as the stages (--duration is ignored; --warmup is the
+    /// first part of the stages).
+    #[arg(long)]
+    pub stages: Option<String>,
+    /// Cut the run into intervals of this length (e.g. 1s): per interval, messages sent,
+    /// deliveries, lost, p50/p99/max and open connections, into the JSON and --csv.
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Write the --interval rows to this CSV file (--interval defaults to 1s).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
 }
 
 /// Whether a sender receives its own messages.
@@ -145,6 +181,23 @@ pub struct Common {
     /// the wire beside payload bytes.
     #[arg(long)]
     pub compress: bool,
+    /// Several loadgens, one run: the run id every process of the run shares (hex, up to 8
+    /// digits), so that each recognises the others' probes. Default: a new random id.
+    #[arg(long, value_parser = parse_run_id)]
+    pub run_id: Option<u32>,
+    /// Several loadgens, one run: this process's first sender is sender N of the run's
+    /// schedule (and its clients are numbered from N). Give each process its own range.
+    #[arg(long, default_value_t = 0)]
+    pub sender_base: u32,
+    /// Several loadgens, one run: senders in the whole run, all processes together (default:
+    /// --sender-base plus this process's senders). --rate is then the whole run's rate: each
+    /// process sends its senders' share of one schedule.
+    #[arg(long)]
+    pub total_senders: Option<u32>,
+    /// Several loadgens, one run: start the schedule at this wall-clock time, milliseconds
+    /// since the Unix epoch, so that every process starts together.
+    #[arg(long)]
+    pub start_at: Option<u64>,
     /// How many client connections to open.
     #[arg(long, default_value_t = 100)]
     pub clients: u32,
@@ -236,6 +289,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` is not a duration"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_run_id(text: &str) -> Result<u32, String> {
+    let digits = text.trim().trim_start_matches("0x");
+    if digits.is_empty() || digits.len() > 8 {
+        return Err(format!("`{text}`: a run id is 1 to 8 hex digits"));
+    }
+    u32::from_str_radix(digits, 16).map_err(|_| format!("`{text}`: a run id is hex digits"))
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
