@@ -1,5 +1,5 @@
 # The project's commands. `make test` is what CI runs (.ci/run); it installs what it needs.
-.PHONY: all build test unit conformance test-browser fmt fmt-check lint fuzz bench bench-quick bench-setup bench-protocol soak run clean
+.PHONY: all build test unit conformance test-browser fmt fmt-check lint doc fuzz bench bench-quick bench-setup bench-protocol soak run clean
 
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
@@ -11,7 +11,7 @@ build:
 
 ## test: formatting, clippy, every unit and integration test, the Autobahn conformance run,
 ## and the chat page in a real browser.
-test: fmt-check lint unit conformance test-browser
+test: fmt-check lint doc unit conformance test-browser
 
 unit:
 	$(CARGO) test --workspace
@@ -30,6 +30,10 @@ fmt-check:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## doc: the API docs build without a warning (broken links included).
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 ## fuzz: every protocol fuzz target for FUZZ_SECONDS each (cargo-fuzz, installed if missing).
 fuzz:

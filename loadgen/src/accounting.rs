@@ -3,7 +3,7 @@
 //! without expecting it.
 //!
 //! Pure: no clock, no socket. A receiver keeps one [`ReceiverBook`]; each probe delivered to it
-//! is judged by [`ReceiverBook::record`] into a [`Verdict`]; at the end [`ReceiverBook::settle`]
+//! is judged by [`ReceiverBook::record`] into a [`Verdict`]; at the end `settle`
 //! compares what it saw with what it was owed and gives a [`Tally`]. Every copy after the first
 //! is a duplicate however late it comes, and a duplicate is never counted as a delivery, so it
 //! cannot hide a loss.

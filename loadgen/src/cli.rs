@@ -162,7 +162,7 @@ pub enum ExpectSelf {
 /// Options every run takes.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// The server: ws://host[:port]/path or wss://host[:port]/path (TLS with rustls: SNI,
+    /// The server: `ws://host[:port]/path` or `wss://host[:port]/path` (TLS with rustls: SNI,
     /// ALPN http/1.1, the system's roots plus --ca-file). `{room}` in the URL is replaced by
     /// the room number.
     /// Repeatable: clients are spread round robin over the URLs, all in one logical room (for
