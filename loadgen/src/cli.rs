@@ -8,6 +8,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::threshold::Threshold;
 
+/// The exit statuses, in every `--help`.
+const EXIT_STATUS_HELP: &str =
+    "Exit status: 0 the run happened (whatever the server did; see the verdict), \
+1 it could not (nothing connected, an output could not be written), 2 bad command line or \
+a run that cannot fit (open files), 3 the run was invalid and --fail-on invalid was given, \
+4 a --threshold was crossed, 130 interrupted by SIGINT or SIGTERM (the summary and the \
+--json/--hgrm files of what was measured are still written).";
+
 /// A fan-out latency meter for any ws:// server.
 ///
 /// Latency is measured from each message's *intended* send time on a fixed schedule (open
@@ -16,15 +24,7 @@ use crate::threshold::Threshold;
 ///
 /// Every run ends with a verdict, `valid` or `invalid: <reasons>`.
 #[derive(Debug, Parser)]
-#[command(
-    name = "loadgen",
-    version,
-    after_help = "Exit status: 0 the run happened (whatever the server did; see the verdict), \
-1 it could not (nothing connected, an output could not be written), 2 bad command line or \
-a run that cannot fit (open files), 3 the run was invalid and --fail-on invalid was given, \
-4 a --threshold was crossed, 130 interrupted by SIGINT or SIGTERM (the summary and the \
---json/--hgrm files of what was measured are still written)."
-)]
+#[command(name = "loadgen", version, after_help = EXIT_STATUS_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub run: Run,
@@ -46,6 +46,7 @@ pub enum Run {
 
 /// Options of `fanout`.
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_STATUS_HELP)]
 pub struct FanoutArgs {
     #[command(flatten)]
     pub common: Common,
@@ -65,6 +66,7 @@ pub struct FanoutArgs {
 
 /// Options of `echo`.
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_STATUS_HELP)]
 pub struct EchoArgs {
     #[command(flatten)]
     pub common: Common,
@@ -77,6 +79,7 @@ pub struct EchoArgs {
 
 /// Options of `connect`.
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_STATUS_HELP)]
 pub struct ConnectArgs {
     #[command(flatten)]
     pub common: Common,
@@ -88,6 +91,7 @@ pub struct ConnectArgs {
 
 /// Options of `merge`.
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_STATUS_HELP)]
 pub struct MergeArgs {
     /// The --json reports to merge.
     #[arg(required = true)]

@@ -172,6 +172,13 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
             .map_or(0, |since| since.subsec_nanos());
         (std::process::id() << 12) ^ nanos ^ 0x5bd1_e995
     });
+    let several = common.run_id.is_some() || common.start_at.is_some() || common.sender_base > 0;
+    if kind.sends() && several && common.total_senders.is_none() {
+        return Err(
+            "--run-id, --sender-base and --start-at share one schedule between processes: give --total-senders too (the senders of all processes together; --rate is then the whole run's rate)"
+                .into(),
+        );
+    }
     let total_senders = common
         .total_senders
         .unwrap_or(common.sender_base.saturating_add(senders));

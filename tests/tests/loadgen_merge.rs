@@ -131,6 +131,8 @@ fn reports_of_different_runs_are_not_merged() {
                 "100ms",
                 "--run-id",
                 run_id,
+                "--total-senders",
+                "1",
             ],
             &path,
         );
@@ -146,6 +148,25 @@ fn reports_of_different_runs_are_not_merged() {
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("not one run"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn sharing_a_schedule_without_the_total_number_of_senders_is_a_usage_error() {
+    let (output, _) = loadgen(&[
+        "fanout",
+        "--url",
+        "ws://127.0.0.1:1/",
+        "--sender-base",
+        "2",
+        "--senders",
+        "2",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--total-senders"),
         "{}",
         stderr(&output)
     );
