@@ -1,5 +1,5 @@
 # The project's commands. `make test` is what CI runs (.ci/run); it installs what it needs.
-.PHONY: all build test unit conformance test-browser fmt fmt-check lint fuzz fuzz-build bench bench-quick bench-setup bench-protocol soak run clean
+.PHONY: all build test unit conformance test-browser fmt fmt-check lint doc fuzz fuzz-build bench bench-quick bench-setup bench-protocol soak run clean
 
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
@@ -9,10 +9,10 @@ all: build
 build:
 	$(CARGO) build --workspace --release
 
-## test: formatting, clippy, every unit and integration test (the core fuzz target's seeds
-## replayed among them), every fuzz target built, the Autobahn conformance run, and the chat
-## page in a real browser.
-test: fmt-check lint unit fuzz-build conformance test-browser
+## test: formatting, clippy, the API docs, every unit and integration test (the core fuzz
+## target's seeds replayed among them), every fuzz target built, the Autobahn conformance run,
+## and the chat page in a real browser.
+test: fmt-check lint doc unit fuzz-build conformance test-browser
 
 unit:
 	$(CARGO) test --workspace
@@ -31,6 +31,10 @@ fmt-check:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## doc: the API docs build without a warning (broken links included).
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 ## fuzz: every fuzz target (protocol/fuzz, server/fuzz) for FUZZ_SECONDS each (cargo-fuzz,
 ## installed if missing).

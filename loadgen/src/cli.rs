@@ -6,13 +6,25 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::threshold::Threshold;
+
 /// A fan-out latency meter for any ws:// server.
 ///
 /// Latency is measured from each message's *intended* send time on a fixed schedule (open
 /// loop), so a stall of the server, or of this tool, is counted rather than hidden. Every
 /// delivery is accounted for: expected, received, lost, duplicated, out of order.
+///
+/// Every run ends with a verdict, `valid` or `invalid: <reasons>`.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version)]
+#[command(
+    name = "loadgen",
+    version,
+    after_help = "Exit status: 0 the run happened (whatever the server did; see the verdict), \
+1 it could not (nothing connected, an output could not be written), 2 bad command line or \
+a run that cannot fit (open files), 3 the run was invalid and --fail-on invalid was given, \
+4 a --threshold was crossed, 130 interrupted by SIGINT or SIGTERM (the summary and the \
+--json/--hgrm files of what was measured are still written)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub run: Run,
@@ -27,6 +39,9 @@ pub enum Run {
     Echo(EchoArgs),
     /// A connection storm: handshake latency, failures by reason, how many stay connected.
     Connect(ConnectArgs),
+    /// Merges the --json reports of several loadgen processes of one run (same --run-id):
+    /// histograms merged exactly, accounting settled over every receiver.
+    Merge(MergeArgs),
 }
 
 /// Options of `fanout`.
@@ -66,16 +81,46 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub common: Common,
     /// How long to hold the connections open before counting how many are still open.
+    /// `--hgrm` writes the handshake latencies.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub hold: Duration,
+}
+
+/// Options of `merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The --json reports to merge.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the merged delivery latency in HdrHistogram's percentile format.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Exit with status 3 when the merged run is invalid.
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// A pass/fail criterion on the merged figures (see the other subcommands).
+    #[arg(long = "threshold", value_parser = Threshold::parse)]
+    pub thresholds: Vec<Threshold>,
 }
 
 /// Options of the messages sent.
 #[derive(Debug, Args)]
 pub struct MessageArgs {
-    /// Payload size in bytes (at least 56: the probe header).
+    /// Payload size in bytes (at least 56: the probe header). With --message, the probe is
+    /// padded so that the whole message is at least this long.
     #[arg(long, default_value_t = 64)]
     pub payload: usize,
+    /// The message to send, with `{probe}` where the probe goes, for servers with their own
+    /// protocol, e.g. '{"type":"say","text":"{probe}"}'. `{room}`, `{client}` and `{sender}`
+    /// are filled per sender.
+    #[arg(long, conflicts_with = "message_file")]
+    pub message: Option<String>,
+    /// Like --message, the template read from a file (a trailing newline is dropped).
+    #[arg(long)]
+    pub message_file: Option<PathBuf>,
     /// Send binary frames instead of text frames.
     #[arg(long)]
     pub binary: bool,
@@ -88,6 +133,19 @@ pub struct MessageArgs {
     /// How long to wait after the last send for deliveries still in flight.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub drain: Duration,
+    /// The rate over time instead of a fixed --rate, k6 style: `30s:100,60s:1000,30s:0`. Each
+    /// stage moves the rate in a straight line from where the last ended (0 at first) to its
+    /// target; the run lasts as long as the stages (--duration is ignored; --warmup is the
+    /// first part of the stages).
+    #[arg(long)]
+    pub stages: Option<String>,
+    /// Cut the run into intervals of this length (e.g. 1s): per interval, messages sent,
+    /// deliveries, lost, p50/p99/max and open connections, into the JSON and --csv.
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Write the --interval rows to this CSV file (--interval defaults to 1s).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
 }
 
 /// Whether a sender receives its own messages.
@@ -104,9 +162,42 @@ pub enum ExpectSelf {
 /// Options every run takes.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// The server: ws://host[:port]/path. `{room}` in the URL is replaced by the room number.
+    /// The server: `ws://host[:port]/path` or `wss://host[:port]/path` (TLS with rustls: SNI,
+    /// ALPN http/1.1, the system's roots plus --ca-file). `{room}` in the URL is replaced by
+    /// the room number.
+    /// Repeatable: clients are spread round robin over the URLs, all in one logical room (for
+    /// rooms that span processes or machines), and the report breaks figures down per URL.
+    #[arg(long = "url", required = true)]
+    pub urls: Vec<String>,
+    /// wss://: trust the CA certificates in this PEM file, beside the system's roots.
     #[arg(long)]
-    pub url: String,
+    pub ca_file: Option<PathBuf>,
+    /// wss://: accept any server certificate (self-signed test servers). The handshake is
+    /// otherwise the same, so it costs what a verified one costs.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Offer permessage-deflate (RFC 7692) as a browser does (`client_max_window_bits`),
+    /// inflate what comes back compressed and compress what is sent. The report gives bytes on
+    /// the wire beside payload bytes.
+    #[arg(long)]
+    pub compress: bool,
+    /// Several loadgens, one run: the run id every process of the run shares (hex, up to 8
+    /// digits), so that each recognises the others' probes. Default: a new random id.
+    #[arg(long, value_parser = parse_run_id)]
+    pub run_id: Option<u32>,
+    /// Several loadgens, one run: this process's first sender is sender N of the run's
+    /// schedule (and its clients are numbered from N). Give each process its own range.
+    #[arg(long, default_value_t = 0)]
+    pub sender_base: u32,
+    /// Several loadgens, one run: senders in the whole run, all processes together (default:
+    /// --sender-base plus this process's senders). --rate is then the whole run's rate: each
+    /// process sends its senders' share of one schedule.
+    #[arg(long)]
+    pub total_senders: Option<u32>,
+    /// Several loadgens, one run: start the schedule at this wall-clock time, milliseconds
+    /// since the Unix epoch, so that every process starts together.
+    #[arg(long)]
+    pub start_at: Option<u64>,
     /// How many client connections to open.
     #[arg(long, default_value_t = 100)]
     pub clients: u32,
@@ -120,13 +211,15 @@ pub struct Common {
     /// (default: the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// An extra request header, `Name: value` (repeatable).
+    /// An extra request header, `Name: value` (repeatable). `{room}`, `{client}` and
+    /// `{sender}` in the value are filled per client.
     #[arg(long = "header", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
     /// A subprotocol to offer (repeatable).
     #[arg(long = "subprotocol")]
     pub subprotocols: Vec<String>,
     /// Text each client sends right after its handshake (a join or subscribe message).
+    /// `{room}`, `{client}` and `{sender}` are filled per client.
     #[arg(long)]
     pub first_message: Option<String>,
     /// Speak newline-framed text over plain TCP instead of WebSocket (for the raw TCP fan-out
@@ -153,6 +246,22 @@ pub struct Common {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Exit with status 3 when the run is invalid (see the verdict line).
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// A pass/fail criterion, k6 style (repeatable): `p99<50ms`, `lost==0`, `lost<0.1%`,
+    /// `completion_p99<200ms`, `handshake_p99<1s`, `failed==0`, `deliveries_per_s>=1e6`.
+    /// A crossed threshold exits with status 4.
+    #[arg(long = "threshold", value_parser = Threshold::parse)]
+    pub thresholds: Vec<Threshold>,
+}
+
+/// What makes the exit status non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// An invalid run (failed connections, lost senders, schedule not kept, loadgen
+    /// saturated, nothing measured, server gone).
+    Invalid,
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
@@ -180,6 +289,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` is not a duration"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_run_id(text: &str) -> Result<u32, String> {
+    let digits = text.trim().trim_start_matches("0x");
+    if digits.is_empty() || digits.len() > 8 {
+        return Err(format!("`{text}`: a run id is 1 to 8 hex digits"));
+    }
+    u32::from_str_radix(digits, 16).map_err(|_| format!("`{text}`: a run id is hex digits"))
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {

@@ -648,33 +648,28 @@ impl Core {
             Decision::Metrics { head_only } => {
                 let process = self.process_stats.as_mut().map(|source| source());
                 let body = self.metrics.render(self.gauges(), process);
-                let mut response = Vec::new();
-                write_answer(
-                    &mut response,
-                    200,
-                    &[("Cache-Control", "no-cache")],
-                    "text/plain; version=0.0.4",
-                    body.as_bytes(),
-                    head_only,
-                );
-                *self.metrics.http_responses.entry(200).or_default() += 1;
-                self.finish(key, Some(response.into()));
+                self.answer_ok(key, "text/plain; version=0.0.4", body.as_bytes(), head_only);
             }
             Decision::Rooms { head_only } => {
                 let body = self.rooms_json();
-                let mut response = Vec::new();
-                write_answer(
-                    &mut response,
-                    200,
-                    &[("Cache-Control", "no-cache")],
-                    "application/json",
-                    body.as_bytes(),
-                    head_only,
-                );
-                *self.metrics.http_responses.entry(200).or_default() += 1;
-                self.finish(key, Some(response.into()));
+                self.answer_ok(key, "application/json", body.as_bytes(), head_only);
             }
         }
+    }
+
+    /// Answers 200 with a body the core made (counters, rooms), then closes.
+    fn answer_ok(&mut self, key: usize, content_type: &str, body: &[u8], head_only: bool) {
+        let mut response = Vec::new();
+        write_answer(
+            &mut response,
+            200,
+            &[("Cache-Control", "no-cache")],
+            content_type,
+            body,
+            head_only,
+        );
+        *self.metrics.http_responses.entry(200).or_default() += 1;
+        self.finish(key, Some(response.into()));
     }
 
     /// Answers a head that cannot be served with an error status, then closes.
@@ -1043,11 +1038,17 @@ impl Core {
         self.leave_room(key);
     }
 
-    /// Fails the connection: our close frame with `code` is the last thing it gets.
+    /// Fails the connection: our close frame with `code` is the last thing it gets, unless our
+    /// close is out already (RFC 6455 allows one close frame per side): then it just drains.
     fn fail(&mut self, key: usize, code: CloseCode, reason: &str) {
-        if let Some(connection) = self.connections.get_mut(key) {
-            connection.decoder.close_sent();
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
+        if connection.phase == Phase::Closing {
+            self.finish(key, None);
+            return;
         }
+        connection.decoder.close_sent();
         self.finish(key, Some(close_frame(code, reason)));
     }
 

@@ -494,10 +494,6 @@ fn under_drop_a_flooder_is_throttled_to_the_rate_with_drops_counted_and_the_chat
 }
 
 #[test]
-#[ignore = "bug: a protocol error from a peer in Phase::Closing (our close already sent) goes \
-            through Core::fail, which queues a second close frame (here 1002) behind our 1001: \
-            the client reads bytes after the server's close frame (found by the core_ops fuzz \
-            target); in Closing an error should drain without a close of its own"]
 fn a_client_that_breaks_the_protocol_after_our_close_gets_no_second_close_frame() {
     let mut sim = Sim::new(Config::default(), ms(0));
     let client = sim.open("/room");
