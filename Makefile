@@ -14,6 +14,7 @@ build:
 test: fmt-check lint unit conformance test-browser
 
 unit:
+	./scripts/python-venv.sh
 	$(CARGO) test --workspace
 
 conformance:
