@@ -15,6 +15,7 @@ build:
 test: fmt-check lint doc unit fuzz-build conformance test-browser
 
 unit:
+	./scripts/python-venv.sh
 	$(CARGO) test --workspace
 
 conformance:

@@ -3,14 +3,17 @@
 //
 // It starts the real server binary on 127.0.0.1 (a free port), opens pages in one browser,
 // and checks what a user sees: messages within a room and not across rooms, markup shown as
-// text, reconnection after the server restarts, and a phone-sized layout. Screenshots go to
-// target/browser/.
+// text, reconnection after the server restarts, a phone-sized layout, and the page served over
+// https:// chatting through wss:// (with a self-signed certificate the test makes with openssl,
+// accepted by the test's browser context through playwright's `ignoreHTTPSErrors`). Screenshots
+// go to target/browser/.
 
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -23,14 +26,16 @@ let browser;
 let server;
 let address;
 
-function startServer(listen) {
+// Starts the server with `extraArgs`; resolves once it logs its address (ws:// or, with
+// --tls-cert, wss://).
+function startServer(listen, extraArgs = []) {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(serverBinary, ["--listen", listen], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(serverBinary, ["--listen", listen, ...extraArgs], { stdio: ["ignore", "ignore", "pipe"] });
     let log = "";
     const timer = setTimeout(() => reject(new Error("server did not start:\n" + log)), 10000);
     child.stderr.on("data", (chunk) => {
       log += chunk;
-      const match = /listening on ws:\/\/([0-9.:]+)\//.exec(log);
+      const match = /listening on wss?:\/\/([0-9.:]+)\//.exec(log);
       if (match) {
         clearTimeout(timer);
         resolvePromise({ child, address: match[1] });
@@ -48,14 +53,21 @@ function stopServer(child) {
   });
 }
 
-async function openChat(path, nickname, viewport = { width: 1000, height: 700 }) {
-  const context = await browser.newContext({ viewport });
+// The URLs of the WebSockets each page opened, in order.
+const socketUrls = new WeakMap();
+
+// Opens the page at `origin + path` in a context of its own (with `contextOptions`), sets the
+// nickname and waits until the page says it is connected.
+async function openChat(path, nickname, viewport = { width: 1000, height: 700 }, origin = `http://${address}`, contextOptions = {}) {
+  const context = await browser.newContext({ viewport, ...contextOptions });
   const page = await context.newPage();
   page.on("dialog", async (dialog) => {
     await dialog.dismiss();
     throw new Error("a dialog opened: markup from a message ran as code");
   });
-  await page.goto(`http://${address}${path}`);
+  socketUrls.set(page, []);
+  page.on("websocket", (socket) => socketUrls.get(page).push(socket.url()));
+  await page.goto(`${origin}${path}`);
   await page.fill("#nick", nickname);
   await page.dispatchEvent("#nick", "change");
   await page.waitForSelector('#state[data-state="open"]', { timeout: 10000 });
@@ -182,4 +194,53 @@ test("the page fits a phone-sized screen", async () => {
   assert.ok(await alice.isVisible("#send"));
   await alice.screenshot({ path: resolve(outDir, "chat-page-phone.png") });
   await alice.context().close();
+});
+
+test("served over https, two pages in a room chat through wss:// and another room hears nothing", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "chat-page-tls-"));
+  const [cert, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
+  // The README's line for a self-signed certificate, made fresh for this test.
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    "-keyout", key, "-out", cert,
+  ], { stdio: ["ignore", "ignore", "pipe"] });
+  const tls = await startServer("127.0.0.1:0", ["--tls-cert", cert, "--tls-key", key]);
+  const pages = [];
+  try {
+    const origin = `https://${tls.address}`;
+    // The certificate is self-signed: this context (and no other) accepts it.
+    const trusting = { ignoreHTTPSErrors: true };
+    const alice = await openChat("/tls", "alice", undefined, origin, trusting);
+    pages.push(alice);
+    const bob = await openChat("/tls", "bob", undefined, origin, trusting);
+    pages.push(bob);
+    const carol = await openChat("/tls-other", "carol", undefined, origin, trusting);
+    pages.push(carol);
+    for (const page of [alice, bob, carol]) {
+      assert.equal(await page.evaluate(() => location.protocol), "https:");
+      const room = page === carol ? "/tls-other" : "/tls";
+      assert.deepEqual(socketUrls.get(page), [`wss://${tls.address}${room}`]);
+    }
+
+    await send(alice, "hello over wss from alice");
+    await waitForMessage(bob, "hello over wss from alice");
+    await send(bob, "bob answers over wss");
+    await waitForMessage(alice, "bob answers over wss");
+    await waitForMessage(bob, "bob answers over wss");
+    const seenByAlice = await messages(alice);
+    assert.ok(seenByAlice.some((m) => m.text.includes("hello over wss from alice") && m.mine));
+    assert.ok(seenByAlice.some((m) => m.text.includes("bob") && m.text.includes("bob answers over wss") && !m.mine));
+
+    // Another room: carol's own message comes back to her, and nothing from /tls came first
+    // (every /tls message had reached bob before she sent).
+    await send(carol, "carol alone over wss");
+    await waitForMessage(carol, "carol alone over wss");
+    assert.deepEqual((await messages(carol)).map((m) => m.text.includes("carol alone over wss")), [true]);
+    await bob.screenshot({ path: resolve(outDir, "chat-page-tls.png") });
+  } finally {
+    for (const page of pages) await page.context().close();
+    await stopServer(tls.child);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -532,3 +532,99 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+
+/// Runs a binary to its end with a deadline of [`WAIT`] (killed past it, which fails the
+/// test): its exit code and its stderr, for tests of refused command lines and start-up errors.
+pub fn run_to_exit(name: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(binary(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name} {args:?} did not exit within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), reader.join().unwrap())
+}
+
+impl Server {
+    /// Starts `server --listen 127.0.0.1:0 --tls-cert CERT --tls-key KEY` with `args` and waits
+    /// until it logs `listening on wss://ADDR/`. Its `/metrics` is then behind TLS too, so
+    /// [`Server::metrics`] does not apply: read it with a TLS client.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path, args: &[&str]) -> Server {
+        let mut child = Command::new(binary("server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, log) = mpsc::channel();
+        let mut server = Server {
+            child,
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
+            log,
+        };
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        while let Ok(line) = server
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if let Some(rest) = line.split("listening on wss://").nth(1) {
+                server.address = rest.split('/').next().unwrap().parse().unwrap();
+                return server;
+            }
+            seen.push(line);
+        }
+        panic!(
+            "the TLS server did not log `listening on wss://`; its log:\n{}",
+            seen.join("\n")
+        );
+    }
+
+    /// Waits for a log line containing `fragment` and returns it; panics after [`WAIT`].
+    pub fn wait_for_log(&self, fragment: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(fragment) {
+                return line;
+            }
+        }
+        panic!("the server did not log {fragment:?}");
+    }
+}
