@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod bus;
 pub mod core;
 pub mod event_loop;
 pub mod logging;
