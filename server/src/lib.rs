@@ -3,8 +3,8 @@
 //! [`event_loop`], the thin mio shell around the core.
 #![forbid(unsafe_code)]
 
-pub mod cli;
 pub mod bus;
+pub mod cli;
 pub mod core;
 pub mod event_loop;
 pub mod logging;

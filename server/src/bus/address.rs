@@ -54,10 +54,9 @@ impl RedisAddress {
     /// Parses `redis://[[user]:password@]host[:port][/db]`. Percent-escapes in the user and
     /// password are decoded (`%40` for `@`).
     pub fn parse(text: &str) -> Result<RedisAddress, String> {
-        let rest = text
-            .trim()
-            .strip_prefix("redis://")
-            .ok_or_else(|| format!("`{text}` is not a redis:// URL (rediss:// is not supported)"))?;
+        let rest = text.trim().strip_prefix("redis://").ok_or_else(|| {
+            format!("`{text}` is not a redis:// URL (rediss:// is not supported)")
+        })?;
         let (authority, path) = match rest.find('/') {
             Some(index) => (&rest[..index], &rest[index + 1..]),
             None => (rest, ""),
@@ -70,7 +69,9 @@ impl RedisAddress {
             None => (None, None),
             Some(credentials) => match credentials.split_once(':') {
                 Some((user, password)) => (
-                    (!user.is_empty()).then(|| percent_decode(user)).transpose()?,
+                    (!user.is_empty())
+                        .then(|| percent_decode(user))
+                        .transpose()?,
                     Some(percent_decode(password)?),
                 ),
                 // `redis://secret@host`: redis-cli reads a lone word as the password.

@@ -114,16 +114,27 @@ impl std::error::Error for Error {}
 /// Appends a command (an array of bulk strings) to `out`: `*N\r\n` then `$len\r\narg\r\n`
 /// for each argument.
 pub fn encode_command(out: &mut Vec<u8>, arguments: &[&[u8]]) {
-    out.push(b'*');
-    push_decimal(out, arguments.len());
-    out.extend_from_slice(b"\r\n");
+    encode_array_header(out, arguments.len());
     for argument in arguments {
-        out.push(b'$');
-        push_decimal(out, argument.len());
-        out.extend_from_slice(b"\r\n");
+        encode_bulk_header(out, argument.len());
         out.extend_from_slice(argument);
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// Appends `*count\r\n`: an array of `count` values follows.
+pub fn encode_array_header(out: &mut Vec<u8>, count: usize) {
+    out.push(b'*');
+    push_decimal(out, count);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `$len\r\n`: the caller writes `len` bytes and `\r\n` after it (so a bulk string
+/// can be built in place, with no copy in between).
+pub fn encode_bulk_header(out: &mut Vec<u8>, len: usize) {
+    out.push(b'$');
+    push_decimal(out, len);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The length of [`encode_command`]'s output for these argument lengths.
@@ -245,7 +256,10 @@ fn decode_at(
 fn read_line(input: &[u8], start: usize) -> Result<Option<(&[u8], usize)>, Error> {
     let rest = &input[start.min(input.len())..];
     let window = &rest[..rest.len().min(MAX_LINE_LEN + 1)];
-    match window.iter().position(|&byte| byte == b'\r' || byte == b'\n') {
+    match window
+        .iter()
+        .position(|&byte| byte == b'\r' || byte == b'\n')
+    {
         Some(index) => {
             if window[index] == b'\n' {
                 return Err(Error::MissingCrlf);
