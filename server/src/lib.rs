@@ -10,4 +10,5 @@ pub mod event_loop;
 pub mod logging;
 pub mod page;
 pub mod process;
+pub mod redis_link;
 pub mod tls;
