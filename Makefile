@@ -51,7 +51,7 @@ bench-setup:
 	./bench/setup.sh
 
 bench-protocol:
-	$(CARGO) bench -p protocol --bench throughput
+	$(CARGO) bench -p fanout-websocket --bench throughput
 
 ## soak: 10,000 connections with churn for 10 minutes (not part of make test); writes
 ## bench-results/soak.json. SOAK_MINUTES=1 for a short one.
@@ -62,7 +62,7 @@ soak:
 
 ## run: the chat server on 127.0.0.1:8080 (open http://127.0.0.1:8080/ in a browser).
 run:
-	$(CARGO) run --release -p server -- --listen 127.0.0.1:8080
+	$(CARGO) run --release -p server -- --listen 127.0.0.1:8080 --history 100
 
 ## run-cluster: one server process per core on 127.0.0.1:8080 (--reuse-port), rooms shared
 ## through a local redis-server on port 6380; Ctrl-C stops all of them. CLUSTER_LISTEN,

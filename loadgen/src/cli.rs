@@ -6,13 +6,25 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::threshold::Threshold;
+
 /// A fan-out latency meter for any ws:// server.
 ///
 /// Latency is measured from each message's *intended* send time on a fixed schedule (open
 /// loop), so a stall of the server, or of this tool, is counted rather than hidden. Every
 /// delivery is accounted for: expected, received, lost, duplicated, out of order.
+///
+/// Every run ends with a verdict, `valid` or `invalid: <reasons>`.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version)]
+#[command(
+    name = "loadgen",
+    version,
+    after_help = "Exit status: 0 the run happened (whatever the server did; see the verdict), \
+1 it could not (nothing connected, an output could not be written), 2 bad command line or \
+a run that cannot fit (open files), 3 the run was invalid and --fail-on invalid was given, \
+4 a --threshold was crossed, 130 interrupted by SIGINT or SIGTERM (the summary and the \
+--json/--hgrm files of what was measured are still written)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub run: Run,
@@ -66,6 +78,7 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub common: Common,
     /// How long to hold the connections open before counting how many are still open.
+    /// `--hgrm` writes the handshake latencies.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub hold: Duration,
 }
@@ -73,9 +86,18 @@ pub struct ConnectArgs {
 /// Options of the messages sent.
 #[derive(Debug, Args)]
 pub struct MessageArgs {
-    /// Payload size in bytes (at least 56: the probe header).
+    /// Payload size in bytes (at least 56: the probe header). With --message, the probe is
+    /// padded so that the whole message is at least this long.
     #[arg(long, default_value_t = 64)]
     pub payload: usize,
+    /// The message to send, with `{probe}` where the probe goes, for servers with their own
+    /// protocol, e.g. '{"type":"say","text":"{probe}"}'. `{room}`, `{client}` and `{sender}`
+    /// are filled per sender.
+    #[arg(long, conflicts_with = "message_file")]
+    pub message: Option<String>,
+    /// Like --message, the template read from a file (a trailing newline is dropped).
+    #[arg(long)]
+    pub message_file: Option<PathBuf>,
     /// Send binary frames instead of text frames.
     #[arg(long)]
     pub binary: bool,
@@ -104,9 +126,25 @@ pub enum ExpectSelf {
 /// Options every run takes.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// The server: ws://host[:port]/path. `{room}` in the URL is replaced by the room number.
+    /// The server: ws://host[:port]/path or wss://host[:port]/path (TLS with rustls: SNI,
+    /// ALPN http/1.1, the system's roots plus --ca-file). `{room}` in the URL is replaced by
+    /// the room number.
+    /// Repeatable: clients are spread round robin over the URLs, all in one logical room (for
+    /// rooms that span processes or machines), and the report breaks figures down per URL.
+    #[arg(long = "url", required = true)]
+    pub urls: Vec<String>,
+    /// wss://: trust the CA certificates in this PEM file, beside the system's roots.
     #[arg(long)]
-    pub url: String,
+    pub ca_file: Option<PathBuf>,
+    /// wss://: accept any server certificate (self-signed test servers). The handshake is
+    /// otherwise the same, so it costs what a verified one costs.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Offer permessage-deflate (RFC 7692) as a browser does (`client_max_window_bits`),
+    /// inflate what comes back compressed and compress what is sent. The report gives bytes on
+    /// the wire beside payload bytes.
+    #[arg(long)]
+    pub compress: bool,
     /// How many client connections to open.
     #[arg(long, default_value_t = 100)]
     pub clients: u32,
@@ -120,13 +158,15 @@ pub struct Common {
     /// (default: the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// An extra request header, `Name: value` (repeatable).
+    /// An extra request header, `Name: value` (repeatable). `{room}`, `{client}` and
+    /// `{sender}` in the value are filled per client.
     #[arg(long = "header", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
     /// A subprotocol to offer (repeatable).
     #[arg(long = "subprotocol")]
     pub subprotocols: Vec<String>,
     /// Text each client sends right after its handshake (a join or subscribe message).
+    /// `{room}`, `{client}` and `{sender}` are filled per client.
     #[arg(long)]
     pub first_message: Option<String>,
     /// Speak newline-framed text over plain TCP instead of WebSocket (for the raw TCP fan-out
@@ -153,6 +193,22 @@ pub struct Common {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Exit with status 3 when the run is invalid (see the verdict line).
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// A pass/fail criterion, k6 style (repeatable): `p99<50ms`, `lost==0`, `lost<0.1%`,
+    /// `completion_p99<200ms`, `handshake_p99<1s`, `failed==0`, `deliveries_per_s>=1e6`.
+    /// A crossed threshold exits with status 4.
+    #[arg(long = "threshold", value_parser = Threshold::parse)]
+    pub thresholds: Vec<Threshold>,
+}
+
+/// What makes the exit status non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// An invalid run (failed connections, lost senders, schedule not kept, loadgen
+    /// saturated, nothing measured, server gone).
+    Invalid,
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h`, or a number of seconds.

@@ -1,20 +1,44 @@
-//! One client connection: connect, handshake, send probes, decode deliveries.
+//! One client connection as a state machine without sockets: the handshake, frames in and out,
+//! probes, and the accounting of what it receives. The worker's shell (`worker.rs`) owns the
+//! socket and the clock; it tells a client what happened and writes what the client queued.
 //!
-//! Deliveries are parsed straight from the worker's read buffer: a probe is read in place and
-//! recorded; nothing is allocated per message.
+//! The order a caller follows:
+//! 1. [`Client::start_connecting`] when the TCP connect begins, [`Client::handle_connected`]
+//!    when it completes (the upgrade request is queued, or in raw mode the client is open);
+//! 2. [`Client::handle_input`] with every read, the bytes kept from the last read first
+//!    ([`Client::take_pending`]): handshake response, frames, probes;
+//! 3. [`Client::queue_probe`] when the schedule says so;
+//! 4. after each of these, write [`Client::outgoing`] and [`Client::consume_outgoing`] what the
+//!    socket took;
+//! 5. [`Client::timed_out`] now and then while it connects.
+//!
+//! Deliveries are parsed straight from the caller's read buffer: nothing is allocated per
+//! message.
 
-use std::io::{self, Write};
-use std::net::SocketAddr;
-
-use mio::net::TcpStream;
 use protocol::close::{encode_payload, CloseCode};
-use protocol::frame::{encode_frame, encode_header, OpCode, Role, MAX_HEADER_LEN};
-use protocol::handshake::client::ClientHandshake;
+use protocol::deflate::{DeflateOffer, DeflateParameters, Inflater};
+use protocol::frame::{
+    encode_compressed_frame, encode_frame, encode_header, OpCode, Role, MAX_HEADER_LEN,
+};
+use protocol::handshake::client::{ClientHandshake, ExpectedResponse};
 use protocol::mask::apply_mask;
-use protocol::message::Decoder;
-use socket2::{Domain, Protocol, Socket, Type};
+use protocol::message::{Decoder, Event, Incoming};
+use protocol::Status;
 
-use crate::probe::Probe;
+use crate::compression::Codec;
+
+use crate::accounting::ReceiverBook;
+use crate::measurements::{Judge, Measurements, Receiver};
+use crate::plan::Plan;
+use crate::probe::{Probe, PROBE_HEADER_LEN};
+use crate::template::{Envelope, Placeholders};
+
+/// Handshake responses longer than this are refused.
+pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+/// A raw-mode line longer than this closes the connection.
+const MAX_LINE: usize = 1 << 20;
+/// Largest message a client accepts.
+const MAX_MESSAGE: usize = 64 << 20;
 
 /// Where a client is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +47,19 @@ pub enum State {
     Waiting,
     /// TCP connect under way since this time.
     Connecting { since_ns: u64 },
-    /// Upgrade request sent at this time (connect began at `since_ns`).
-    Handshaking { since_ns: u64 },
+    /// Upgrade request sent at `request_ns`; connect began at `since_ns`.
+    Handshaking { since_ns: u64, request_ns: u64 },
     /// The WebSocket is open.
     Open,
     /// Gone: failed, closed by the server, or closed by us at the end.
     Closed,
+}
+
+/// Why a client must be closed, as the shell should report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    /// What happened, e.g. `handshake: HTTP 404` or `closed by server with 1001`.
+    pub reason: String,
 }
 
 /// One connection and what it has seen.
@@ -38,30 +69,34 @@ pub struct Client {
     pub id: u32,
     /// The room it is in.
     pub room: u32,
+    /// Which of the plan's targets (URLs) it connects to.
+    pub target: usize,
     /// Its sender index, if it sends.
     pub sender: Option<u32>,
     /// Where it is in its life.
     pub state: State,
-    /// The socket, while there is one.
-    pub socket: Option<TcpStream>,
     /// Receive side of the protocol.
-    pub decoder: Decoder,
-    /// Bytes of a cut response head or frame, kept until the next read.
-    pub pending: Vec<u8>,
+    decoder: Decoder,
+    /// Bytes of a cut response head, frame or line, kept until the next read.
+    pending: Vec<u8>,
     /// Bytes to send that the socket has not taken yet.
-    pub outgoing: Vec<u8>,
-    /// Whether `WRITABLE` interest is registered for `outgoing`.
-    pub writable_registered: bool,
+    outgoing: Vec<u8>,
     /// This sender's next message number `k`.
     pub next_k: u64,
-    /// Per sender: 1 + the highest sequence number received (0: none yet).
-    pub highest: Vec<u32>,
-    /// Whether it was open when sending started (its deliveries are expected).
+    /// What it has received, per sender.
+    pub book: ReceiverBook,
+    /// Whether it was open when sending started (its deliveries are owed).
     pub open_at_start: bool,
     /// State of the mask generator.
     rng: u64,
     /// The nonce behind its `Sec-WebSocket-Key`.
-    pub key: [u8; 16],
+    key: [u8; 16],
+    /// The text around its probes (empty without a template).
+    envelope: Envelope,
+    /// permessage-deflate as agreed in the handshake, if it was offered and accepted.
+    deflate: Option<DeflateParameters>,
+    /// Its own inflater, when its server takes over context from one message to the next.
+    inflater: Option<Box<Inflater>>,
 }
 
 impl Client {
@@ -70,24 +105,45 @@ impl Client {
         let mut client = Client {
             id,
             room,
+            target: 0,
             sender,
             state: State::Waiting,
-            socket: None,
-            decoder: Decoder::new(Role::Client, 64 << 20),
+            decoder: Decoder::new(Role::Client, MAX_MESSAGE),
             pending: Vec::new(),
             outgoing: Vec::new(),
-            writable_registered: false,
             next_k: 0,
-            highest: Vec::new(),
+            book: ReceiverBook::default(),
             open_at_start: false,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             key: [0; 16],
+            envelope: Envelope::default(),
+            deflate: None,
+            inflater: None,
         };
         let first = client.next_random().to_le_bytes();
         let second = client.next_random().to_le_bytes();
         client.key[..8].copy_from_slice(&first);
         client.key[8..].copy_from_slice(&second);
         client
+    }
+
+    /// A client of `plan`: its sends are wrapped in the plan's message template, if any.
+    pub fn for_plan(plan: &Plan, id: u32, room: u32, sender: Option<u32>, seed: u64) -> Self {
+        let mut client = Client::new(id, room, sender, seed);
+        client.target = crate::target::target_of(id, plan.rooms, plan.targets.len());
+        if let (Some(template), Some(_)) = (&plan.message_template, sender) {
+            client.envelope = template.envelope(&client.placeholders());
+        }
+        client
+    }
+
+    /// Who it is, for `{room}`, `{client}` and `{sender}`.
+    pub fn placeholders(&self) -> Placeholders {
+        Placeholders {
+            room: self.room,
+            client: self.id,
+            sender: self.sender,
+        }
     }
 
     /// xorshift64*: masking keys need not be secret from a load generator's own server under
@@ -103,30 +159,328 @@ impl Client {
         (self.next_random() as u32).to_le_bytes()
     }
 
-    /// Queues the upgrade request.
-    pub fn queue_handshake(&mut self, handshake: &ClientHandshake<'_>) {
-        handshake.write_request(&mut self.outgoing);
+    /// The TCP connect began.
+    pub fn start_connecting(&mut self, now: u64) {
+        self.state = State::Connecting { since_ns: now };
     }
 
-    /// Queues a probe message of `payload_len` bytes, framed and masked in place.
-    pub fn queue_probe(&mut self, probe: &Probe, payload_len: usize, binary: bool) {
-        let mask = self.next_mask();
+    /// The TCP connect completed: queue the upgrade request (RFC 6455 §4.1), or in raw mode
+    /// the client is open at once and the connect time is its handshake time.
+    pub fn handle_connected(&mut self, plan: &Plan, now: u64, measurements: &mut Measurements) {
+        let State::Connecting { since_ns } = self.state else {
+            return;
+        };
+        if plan.raw {
+            let latency_us = (now.saturating_sub(since_ns) / 1000).max(1);
+            measurements.handshake.saturating_record(latency_us);
+            if let Some(per_target) = measurements.per_target.get_mut(self.target) {
+                per_target.handshake.saturating_record(latency_us);
+            }
+            self.state = State::Open;
+            return;
+        }
+        let protocols: Vec<&str> = plan.subprotocols.iter().map(String::as_str).collect();
+        let who = self.placeholders();
+        let filled: Vec<(&str, String)> = plan
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), who.fill(value)))
+            .collect();
+        let headers: Vec<(&str, &str)> = filled
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let target = &plan.targets[self.target];
+        let handshake = ClientHandshake {
+            host: &target.host_header,
+            target: &target.room_targets[self.room as usize],
+            key: self.key,
+            protocols: &protocols,
+            extra_headers: &headers,
+        };
+        if plan.compress {
+            handshake.write_request_with_deflate(&mut self.outgoing, &DeflateOffer::browser());
+        } else {
+            handshake.write_request(&mut self.outgoing);
+        }
+        self.state = State::Handshaking {
+            since_ns,
+            request_ns: now,
+        };
+    }
+
+    /// Whether it has been connecting for longer than the plan allows, and at which stage.
+    pub fn timed_out(&self, plan: &Plan, now: u64) -> Option<&'static str> {
+        match self.state {
+            State::Connecting { since_ns }
+                if now.saturating_sub(since_ns) > plan.connect_timeout_ns =>
+            {
+                Some("connect: timed out")
+            }
+            State::Handshaking { since_ns, .. }
+                if now.saturating_sub(since_ns) > plan.connect_timeout_ns =>
+            {
+                Some("handshake: timed out")
+            }
+            _ => None,
+        }
+    }
+
+    /// How many bytes were kept from the last read; the caller puts them at the start of its
+    /// read buffer with [`Client::take_pending`] and reads after them.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Copies the kept bytes to the start of `buffer` (at least [`Client::pending_len`] long)
+    /// and returns their length.
+    pub fn take_pending(&mut self, buffer: &mut [u8]) -> usize {
+        let kept = self.pending.len();
+        buffer[..kept].copy_from_slice(&self.pending);
+        self.pending.clear();
+        kept
+    }
+
+    fn keep(&mut self, rest: &[u8]) {
+        self.pending.clear();
+        self.pending.extend_from_slice(rest);
+        if self.pending.is_empty() && self.pending.capacity() > 4096 {
+            self.pending = Vec::new();
+        }
+    }
+
+    /// Handles bytes read from the server (the kept bytes first). Returns why the connection
+    /// must end, if it must; a close frame to send may then be queued.
+    pub fn handle_input(
+        &mut self,
+        input: &mut [u8],
+        now: u64,
+        plan: &Plan,
+        judge: &Judge,
+        measurements: &mut Measurements,
+        codec: &mut Codec,
+    ) -> Result<(), Ending> {
+        let mut start = 0;
+        if let State::Handshaking {
+            since_ns,
+            request_ns,
+        } = self.state
+        {
+            let protocols: Vec<&str> = plan.subprotocols.iter().map(String::as_str).collect();
+            let expected = ExpectedResponse {
+                key: self.key,
+                protocols: &protocols,
+                deflate: plan.compress.then(DeflateOffer::browser),
+            };
+            match expected.read_response(input) {
+                Ok(Status::Partial) => {
+                    if input.len() > MAX_RESPONSE_HEAD {
+                        return Err(ending("handshake: response head too large"));
+                    }
+                    self.keep(input);
+                    return Ok(());
+                }
+                Ok(Status::Complete(accepted)) => {
+                    start = accepted.head_len;
+                    if let Some(parameters) = accepted.deflate {
+                        self.deflate = Some(parameters);
+                        self.decoder = Decoder::new(Role::Client, MAX_MESSAGE).with_deflate(true);
+                        if parameters.peer_takes_over_context(Role::Client) {
+                            self.inflater = Some(Box::new(Inflater::with_context_takeover(
+                                parameters.window_bits_for(Role::Server),
+                            )));
+                        }
+                        measurements.compressed_connections += 1;
+                    }
+                }
+                Err(protocol::Error::UnexpectedStatus(status)) => {
+                    return Err(ending(&format!("handshake: HTTP {status}")));
+                }
+                Err(error) => return Err(ending(&format!("handshake: {error}"))),
+            }
+            let latency_us = (now.saturating_sub(since_ns) / 1000).max(1);
+            measurements.handshake.saturating_record(latency_us);
+            if let Some(per_target) = measurements.per_target.get_mut(self.target) {
+                per_target.handshake.saturating_record(latency_us);
+            }
+            measurements
+                .upgrade
+                .saturating_record((now.saturating_sub(request_ns) / 1000).max(1));
+            self.state = State::Open;
+            if let Some(text) = &plan.first_message {
+                let text = self.placeholders().fill(text);
+                self.queue_frame(OpCode::Text, text.as_bytes());
+            }
+        }
+        if self.state != State::Open {
+            return Ok(());
+        }
+        if plan.raw {
+            self.handle_lines(&input[start..], now, judge, measurements)
+        } else {
+            self.handle_frames(&mut input[start..], now, judge, measurements, codec)
+        }
+    }
+
+    /// Raw mode: every complete line is one message; a cut line waits for the next read.
+    fn handle_lines(
+        &mut self,
+        input: &[u8],
+        now: u64,
+        judge: &Judge,
+        measurements: &mut Measurements,
+    ) -> Result<(), Ending> {
+        let mut start = 0;
+        while let Some(end) = input[start..].iter().position(|&b| b == b'\n') {
+            let mut receiver = Receiver {
+                own_sender: self.sender,
+                room: self.room,
+                target: self.target,
+                owed: self.open_at_start,
+                book: &mut self.book,
+            };
+            measurements.record_message(judge, &mut receiver, &input[start..start + end], now);
+            start += end + 1;
+        }
+        if input.len() - start > MAX_LINE {
+            return Err(ending("a line longer than 1 MiB"));
+        }
+        self.keep(&input[start..]);
+        Ok(())
+    }
+
+    fn handle_frames(
+        &mut self,
+        input: &mut [u8],
+        now: u64,
+        judge: &Judge,
+        measurements: &mut Measurements,
+        codec: &mut Codec,
+    ) -> Result<(), Ending> {
+        let mut start = 0;
+        loop {
+            let mut receiver = Receiver {
+                own_sender: self.sender,
+                room: self.room,
+                target: self.target,
+                owed: self.open_at_start,
+                book: &mut self.book,
+            };
+            let mut pong: Option<([u8; 125], usize)> = None;
+            let mut closed_with: Option<u16> = None;
+            let mut broken: Option<protocol::Error> = None;
+            match self.decoder.decode_incoming(&mut input[start..]) {
+                Ok((consumed, incoming)) => {
+                    start += consumed;
+                    let Some(incoming) = incoming else {
+                        self.keep(&input[start..]);
+                        return Ok(());
+                    };
+                    match incoming {
+                        Incoming::Compressed(message) => {
+                            let inflater = match self.inflater.as_deref_mut() {
+                                Some(own) => own,
+                                None => &mut codec.inflater,
+                            };
+                            match message.inflate(inflater, MAX_MESSAGE, &mut codec.inflated) {
+                                Ok(event) => {
+                                    let data = event.data().expect("inflated messages are data");
+                                    measurements.payload_bytes_received += data.len() as u64;
+                                    measurements.record_message(judge, &mut receiver, data, now);
+                                }
+                                Err(error) => broken = Some(error),
+                            }
+                        }
+                        Incoming::Event(event @ (Event::Text(_) | Event::Binary(_))) => {
+                            let data = event.data().expect("text and binary events carry data");
+                            measurements.payload_bytes_received += data.len() as u64;
+                            measurements.record_message(judge, &mut receiver, data, now);
+                        }
+                        Incoming::Event(Event::Ping(payload)) => {
+                            let mut copy = [0u8; 125];
+                            let len = payload.len().min(125);
+                            copy[..len].copy_from_slice(&payload[..len]);
+                            pong = Some((copy, len));
+                        }
+                        Incoming::Event(Event::Pong(_)) => {}
+                        Incoming::Event(Event::Close(close)) => {
+                            closed_with = Some(close.code.map_or(1005, |code| code.0));
+                        }
+                    }
+                }
+                Err(error) => broken = Some(error),
+            }
+            if let Some(error) = broken {
+                *measurements
+                    .protocol_errors
+                    .entry(error.to_string())
+                    .or_default() += 1;
+                self.queue_close(error.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR));
+                return Err(ending(&format!("server broke a rule: {error}")));
+            }
+            if let Some((payload, len)) = pong {
+                self.queue_frame(OpCode::Pong, &payload[..len]);
+            }
+            if let Some(code) = closed_with {
+                *measurements.close_codes.entry(code).or_default() += 1;
+                let reply = if code == 1005 {
+                    CloseCode::NORMAL
+                } else {
+                    CloseCode(code)
+                };
+                self.queue_close(reply);
+                return Err(ending(&format!("closed by server with {code}")));
+            }
+        }
+    }
+
+    /// Queues a probe message of at least `payload_len` bytes, framed and masked in place, or
+    /// one newline-terminated line in raw mode. With a template, the probe sits in its envelope
+    /// and is padded so that the whole message is at least `payload_len` bytes. With
+    /// permessage-deflate agreed, the message goes out compressed (RSV1), as a browser's do.
+    /// Returns the message's size before compression.
+    pub fn queue_probe(
+        &mut self,
+        probe: &Probe,
+        payload_len: usize,
+        binary: bool,
+        raw: bool,
+        codec: &mut Codec,
+    ) -> usize {
+        let around = self.envelope.before.len() + self.envelope.after.len();
+        let line_end = usize::from(raw);
+        let probe_len = payload_len
+            .saturating_sub(around + line_end)
+            .max(PROBE_HEADER_LEN);
+        let message_len = around + probe_len + line_end;
         let opcode = if binary { OpCode::Binary } else { OpCode::Text };
-        let mut header = [0u8; MAX_HEADER_LEN];
-        let header_len = encode_header(&mut header, true, opcode, payload_len as u64, Some(mask));
-        self.outgoing.extend_from_slice(&header[..header_len]);
+        if let Some(parameters) = self.deflate {
+            codec.plain.clear();
+            write_message(&mut codec.plain, &self.envelope, probe, probe_len);
+            codec.compress_plain(parameters.window_bits_for(Role::Client));
+            let mask = self.next_mask();
+            encode_compressed_frame(&mut self.outgoing, opcode, &codec.compressed, Some(mask));
+            return message_len;
+        }
+        let mask = if raw {
+            None
+        } else {
+            let mask = self.next_mask();
+            let mut header = [0u8; MAX_HEADER_LEN];
+            let header_len =
+                encode_header(&mut header, true, opcode, message_len as u64, Some(mask));
+            self.outgoing.extend_from_slice(&header[..header_len]);
+            Some(mask)
+        };
         let start = self.outgoing.len();
-        self.outgoing.resize(start + payload_len, 0);
-        probe.write(&mut self.outgoing[start..]);
-        apply_mask(&mut self.outgoing[start..], mask, 0);
-    }
-
-    /// Queues a probe as one newline-terminated line of `payload_len` bytes (raw TCP mode).
-    pub fn queue_line(&mut self, probe: &Probe, payload_len: usize) {
-        let start = self.outgoing.len();
-        self.outgoing.resize(start + payload_len, 0);
-        probe.write(&mut self.outgoing[start..start + payload_len - 1]);
-        self.outgoing[start + payload_len - 1] = b'\n';
+        write_message(&mut self.outgoing, &self.envelope, probe, probe_len);
+        if raw {
+            self.outgoing.push(b'\n');
+        }
+        if let Some(mask) = mask {
+            apply_mask(&mut self.outgoing[start..], mask, 0);
+        }
+        message_len
     }
 
     /// Queues a whole frame.
@@ -142,51 +496,427 @@ impl Client {
         self.queue_frame(OpCode::Close, &payload);
     }
 
-    /// Writes what is queued. Returns whether everything went out.
-    pub fn flush(&mut self) -> io::Result<bool> {
-        let Some(socket) = self.socket.as_mut() else {
-            self.outgoing.clear();
-            return Ok(true);
-        };
-        let mut written = 0;
-        while written < self.outgoing.len() {
-            match socket.write(&self.outgoing[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(count) => written += count,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) => return Err(error),
-            }
-        }
+    /// The bytes waiting to be written.
+    pub fn outgoing(&self) -> &[u8] {
+        &self.outgoing
+    }
+
+    /// The socket took `written` bytes of [`Client::outgoing`].
+    pub fn consume_outgoing(&mut self, written: usize) {
         self.outgoing.drain(..written);
         if self.outgoing.is_empty() && self.outgoing.capacity() > 64 * 1024 {
             self.outgoing = Vec::new();
         }
-        Ok(self.outgoing.is_empty())
+    }
+
+    /// The connection is gone: let go of buffers.
+    pub fn close(&mut self) {
+        self.state = State::Closed;
+        self.pending = Vec::new();
+        self.outgoing = Vec::new();
     }
 }
 
-/// Starts a non-blocking connect to `address`, from `source` if given.
-pub fn start_connect(
-    address: SocketAddr,
-    source: Option<std::net::IpAddr>,
-) -> io::Result<TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_nonblocking(true)?;
-    socket.set_nodelay(true)?;
-    if let Some(ip) = source {
-        socket.bind(&SocketAddr::new(ip, 0).into())?;
+/// Appends a probe of `probe_len` bytes in its envelope to `out`.
+fn write_message(out: &mut Vec<u8>, envelope: &Envelope, probe: &Probe, probe_len: usize) {
+    out.extend_from_slice(&envelope.before);
+    let probe_start = out.len();
+    out.resize(probe_start + probe_len, 0);
+    probe.write(&mut out[probe_start..]);
+    out.extend_from_slice(&envelope.after);
+}
+
+fn ending(reason: &str) -> Ending {
+    Ending {
+        reason: reason.to_owned(),
     }
-    match socket.connect(&address.into()) {
-        Ok(()) => {}
-        Err(error)
-            if error.raw_os_error() == Some(115) // EINPROGRESS
-                || error.kind() == io::ErrorKind::WouldBlock => {}
-        Err(error) => return Err(error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::RunKind;
+    use crate::schedule::Schedule;
+    use protocol::handshake::accept_value;
+
+    fn plan() -> Plan {
+        Plan {
+            kind: RunKind::Fanout,
+            targets: vec![crate::target::parse_target("ws://127.0.0.1:1/", 1).unwrap()],
+            tls: None,
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            first_message: Some("join".into()),
+            source_ips: Vec::new(),
+            connect_rate: 1000.0,
+            connect_timeout_ns: 1_000_000_000,
+            threads: 1,
+            payload: 64,
+            message_template: None,
+            compress: false,
+            binary: false,
+            raw: false,
+            run_id: 9,
+            rate: 1000.0,
+            senders: 2,
+            rooms: 1,
+            expect_self: None,
+            warmup_s: 0.0,
+            duration_s: 1.0,
+        }
     }
-    Ok(TcpStream::from_std(std::net::TcpStream::from(socket)))
+
+    fn judge() -> Judge {
+        Judge {
+            schedule: Some(Schedule::new(0, 1000.0, 2, 0.0, 1.0)),
+            echo: false,
+            run_id: 9,
+            rooms: 1,
+            expect_self: None,
+        }
+    }
+
+    /// A client through its handshake, answered by a correct server in memory.
+    fn open_client(measurements: &mut Measurements) -> Client {
+        let plan = plan();
+        let mut client = Client::new(0, 0, Some(0), 42);
+        client.start_connecting(1_000);
+        client.handle_connected(&plan, 2_000, measurements);
+        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        let key = request
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
+        let len = client.outgoing().len();
+        client.consume_outgoing(len);
+        let mut response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            accept_value(key.as_bytes())
+        )
+        .into_bytes();
+        client
+            .handle_input(
+                &mut response,
+                5_000,
+                &plan,
+                &judge(),
+                measurements,
+                &mut Codec::default(),
+            )
+            .unwrap();
+        client
+    }
+
+    fn server_frame(payload: &[u8]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, true, OpCode::Text, payload, None);
+        wire
+    }
+
+    fn probe(sender: u32, sequence: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; 64];
+        Probe {
+            run: 9,
+            sender,
+            sequence,
+            intended_ns: 0,
+        }
+        .write(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn the_handshake_opens_the_client_and_sends_the_first_message() {
+        let mut measurements = Measurements::tracking(1000, 1);
+        let client = open_client(&mut measurements);
+        assert_eq!(client.state, State::Open);
+        assert_eq!(measurements.handshake.len(), 1);
+        // The first message went out as a masked text frame.
+        let mut decoder = Decoder::new(Role::Server, 1024);
+        let mut wire = client.outgoing().to_vec();
+        let (_, event) = decoder.decode(&mut wire).unwrap();
+        assert_eq!(event, Some(Event::Text("join")));
+    }
+
+    #[test]
+    fn a_refused_handshake_ends_with_the_status() {
+        let plan = plan();
+        let mut measurements = Measurements::default();
+        let mut client = Client::new(0, 0, None, 1);
+        client.start_connecting(0);
+        client.handle_connected(&plan, 1, &mut measurements);
+        let mut response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let ending = client
+            .handle_input(
+                &mut response,
+                2,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
+            .unwrap_err();
+        assert_eq!(ending.reason, "handshake: HTTP 404");
+    }
+
+    #[test]
+    fn frames_cut_anywhere_are_all_recorded_once() {
+        let plan = plan();
+        let mut wire = Vec::new();
+        for sequence in 0..5 {
+            wire.extend_from_slice(&server_frame(&probe(1, sequence)));
+        }
+        for cut in 1..wire.len() {
+            let mut measurements = Measurements::tracking(1000, 1);
+            let mut client = open_client(&mut measurements);
+            client.open_at_start = true;
+            for piece in [&wire[..cut], &wire[cut..]] {
+                let mut buffer = vec![0u8; 4096];
+                let kept = client.take_pending(&mut buffer);
+                buffer[kept..kept + piece.len()].copy_from_slice(piece);
+                client
+                    .handle_input(
+                        &mut buffer[..kept + piece.len()],
+                        1_000_000,
+                        &plan,
+                        &judge(),
+                        &mut measurements,
+                        &mut Codec::default(),
+                    )
+                    .unwrap();
+            }
+            assert_eq!(measurements.received, 5, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_ping_is_answered_and_a_close_ends_the_client() {
+        let plan = plan();
+        let mut measurements = Measurements::default();
+        let mut client = open_client(&mut measurements);
+        let len = client.outgoing().len();
+        client.consume_outgoing(len);
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, true, OpCode::Ping, b"abc", None);
+        let mut close = Vec::new();
+        encode_payload(&mut close, CloseCode::GOING_AWAY, "bye");
+        encode_frame(&mut wire, true, OpCode::Close, &close, None);
+        let ending = client
+            .handle_input(
+                &mut wire,
+                1,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
+            .unwrap_err();
+        assert_eq!(ending.reason, "closed by server with 1001");
+        assert_eq!(measurements.close_codes.get(&1001), Some(&1));
+        let mut decoder = Decoder::new(Role::Server, 1024);
+        let mut out = client.outgoing().to_vec();
+        let (consumed, event) = decoder.decode(&mut out).unwrap();
+        assert_eq!(event, Some(Event::Pong(b"abc")));
+        let (_, event) = decoder.decode(&mut out[consumed..]).unwrap();
+        assert!(matches!(event, Some(Event::Close(_))));
+    }
+
+    #[test]
+    fn a_masked_server_frame_is_a_protocol_error_answered_with_1002() {
+        let plan = plan();
+        let mut measurements = Measurements::default();
+        let mut client = open_client(&mut measurements);
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, true, OpCode::Text, b"hi", Some([1, 2, 3, 4]));
+        let ending = client
+            .handle_input(
+                &mut wire,
+                1,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
+            .unwrap_err();
+        assert!(
+            ending.reason.starts_with("server broke a rule"),
+            "{ending:?}"
+        );
+        assert_eq!(measurements.protocol_errors.len(), 1);
+    }
+
+    #[test]
+    fn a_template_wraps_each_probe_with_the_senders_placeholders_filled() {
+        let mut plan = plan();
+        plan.message_template = Some(
+            crate::template::MessageTemplate::parse(r#"{"room":"{room}","text":"{probe}"}"#)
+                .unwrap(),
+        );
+        plan.payload = 100;
+        let mut client = Client::for_plan(&plan, 5, 1, Some(5), 3);
+        let probe = Probe {
+            run: 9,
+            sender: 5,
+            sequence: 0,
+            intended_ns: 7,
+        };
+        client.queue_probe(&probe, plan.payload, false, false, &mut Codec::default());
+        let mut decoder = Decoder::new(Role::Server, 1024);
+        let mut wire = client.outgoing().to_vec();
+        let (_, event) = decoder.decode(&mut wire).unwrap();
+        let Some(Event::Text(text)) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(text.len(), 100);
+        assert!(text.starts_with(r#"{"room":"1","text":"LG1 "#), "{text}");
+        assert!(text.ends_with(r#"."}"#), "{text}");
+        assert_eq!(
+            crate::probe::Probes::new(text.as_bytes()).collect::<Vec<_>>(),
+            vec![probe]
+        );
+    }
+
+    #[test]
+    fn headers_and_the_first_message_are_filled_per_client() {
+        let mut plan = plan();
+        plan.headers = vec![("Authorization".into(), "Bearer user-{client}".into())];
+        plan.first_message = Some(r#"{"join":"room{room}","as":"{sender}"}"#.into());
+        let mut measurements = Measurements::default();
+        let mut client = Client::for_plan(&plan, 12, 0, Some(3), 1);
+        client.start_connecting(0);
+        client.handle_connected(&plan, 1, &mut measurements);
+        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        assert!(
+            request.contains("Authorization: Bearer user-12\r\n"),
+            "{request}"
+        );
+        let key = request
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .to_owned();
+        let len = client.outgoing().len();
+        client.consume_outgoing(len);
+        let mut response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            accept_value(key.as_bytes())
+        )
+        .into_bytes();
+        client
+            .handle_input(
+                &mut response,
+                5,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
+            .unwrap();
+        let mut decoder = Decoder::new(Role::Server, 1024);
+        let mut wire = client.outgoing().to_vec();
+        let (_, event) = decoder.decode(&mut wire).unwrap();
+        assert_eq!(event, Some(Event::Text(r#"{"join":"room0","as":"3"}"#)));
+    }
+
+    #[test]
+    fn a_compressed_delivery_is_inflated_and_a_probe_goes_out_compressed() {
+        let mut plan = plan();
+        plan.compress = true;
+        plan.first_message = None;
+        let mut measurements = Measurements::tracking(1000, 1);
+        let mut codec = Codec::default();
+        let mut client = Client::new(0, 0, Some(0), 7);
+        client.open_at_start = true;
+        client.start_connecting(0);
+        client.handle_connected(&plan, 1, &mut measurements);
+        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        assert!(
+            request.contains(
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            ),
+            "{request}"
+        );
+        let key = request
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .to_owned();
+        let len = client.outgoing().len();
+        client.consume_outgoing(len);
+        let mut input = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n",
+            accept_value(key.as_bytes())
+        )
+        .into_bytes();
+        protocol::deflate::Deflater::new(15).encode_frame(
+            &mut input,
+            OpCode::Text,
+            &probe(1, 0),
+            None,
+        );
+        client
+            .handle_input(
+                &mut input,
+                9,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut codec,
+            )
+            .unwrap();
+        assert_eq!(measurements.compressed_connections, 1);
+        assert_eq!(measurements.received, 1);
+        assert_eq!(measurements.payload_bytes_received, 64);
+        // What it sends is compressed (RSV1) and inflates back to the probe.
+        let sent = Probe {
+            run: 9,
+            sender: 0,
+            sequence: 0,
+            intended_ns: 5,
+        };
+        assert_eq!(client.queue_probe(&sent, 64, false, false, &mut codec), 64);
+        let mut wire = client.outgoing().to_vec();
+        assert_eq!(wire[0], 0x80 | 0x40 | 0x01, "FIN, RSV1, text");
+        let mut decoder = Decoder::new(Role::Server, 1024).with_deflate(true);
+        let (_, incoming) = decoder.decode_incoming(&mut wire).unwrap();
+        let Some(Incoming::Compressed(message)) = incoming else {
+            panic!("{incoming:?}")
+        };
+        let mut out = Vec::new();
+        let event = message
+            .inflate(&mut protocol::deflate::Inflater::new(), 1024, &mut out)
+            .unwrap();
+        let data = event.data().unwrap();
+        assert_eq!(
+            crate::probe::Probes::new(data).collect::<Vec<_>>(),
+            vec![sent]
+        );
+    }
+
+    #[test]
+    fn raw_mode_reads_lines_and_keeps_a_cut_one() {
+        let mut plan = plan();
+        plan.raw = true;
+        let mut measurements = Measurements::tracking(1000, 1);
+        let mut client = Client::new(0, 0, None, 1);
+        client.open_at_start = true;
+        client.start_connecting(0);
+        client.handle_connected(&plan, 1_000, &mut measurements);
+        assert_eq!(client.state, State::Open);
+        let mut lines = probe(0, 0);
+        lines.push(b'\n');
+        lines.extend_from_slice(&probe(0, 1)[..30]);
+        client
+            .handle_input(
+                &mut lines,
+                1,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
+            .unwrap();
+        assert_eq!(measurements.received, 1);
+        assert_eq!(client.pending_len(), 30);
+    }
 }

@@ -1,216 +1,107 @@
 //! `loadgen`: opens many WebSocket clients against any `ws://` server, sends on a fixed
 //! schedule and measures fan-out latency from each message's intended send time.
 //!
-//! The main thread validates the command line, starts one worker per thread (`worker.rs`),
-//! waits until every client has connected or failed, starts the schedule, prints a progress
-//! line each second, then stops the workers and merges their histograms (`report.rs`).
+//! The main thread checks the command line (`setup.rs`) and the machine (`limits.rs`), starts
+//! one worker per thread (`worker.rs`), waits until every client has connected or failed,
+//! starts the schedule, prints a progress line each second, then stops the workers, merges
+//! their measurements (`report.rs`), prints the table and the verdict, and writes the files.
 #![forbid(unsafe_code)]
 
+mod accounting;
 mod cli;
 mod client;
+mod compression;
+mod json_output;
+mod limits;
+mod measurements;
+mod plan;
 mod probe;
 mod report;
 mod schedule;
+mod setup;
 mod system;
+mod table;
+mod target;
+mod template;
+mod threshold;
+mod tls;
+mod transport;
+mod verdict;
 mod worker;
 
-use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use protocol::url::WsUrl;
 
-use crate::cli::{Cli, Common, ExpectSelf, MessageArgs, Run};
-use crate::probe::PROBE_HEADER_LEN;
-use crate::report::{format_us, hgrm, Report, Resources, RunDescription};
+use crate::cli::Cli;
+use crate::measurements::Measurements;
+use crate::plan::RunKind;
+use crate::report::{Report, Resources, Timeline};
 use crate::schedule::{Clock, Schedule};
-use crate::worker::{new_histogram, Plan, RunKind, Shared, Worker};
+use crate::setup::Setup;
+use crate::table::format_us;
+use crate::worker::{new_histogram, Shared, Worker};
 
-/// Most messages a run may schedule: completion tracking keeps 12 bytes per message per thread.
-const MAX_MESSAGES: f64 = 50_000_000.0;
+/// After SIGINT or SIGTERM, deliveries in flight get at most this long.
+const INTERRUPT_DRAIN: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let command_line: Vec<String> = std::env::args().collect();
     let cli = Cli::parse();
-    let (plan, description, common, hold) = match plan_from(cli) {
-        Ok(parts) => parts,
+    let setup = match setup::plan_from(cli, command_line).and_then(|setup| {
+        check_machine(&setup)?;
+        Ok(setup)
+    }) {
+        Ok(setup) => setup,
         Err(message) => {
             eprintln!("loadgen: {message}");
             eprintln!("Try 'loadgen --help' for the options.");
-            return ExitCode::from(2);
+            return ExitCode::from(verdict::EXIT_USAGE);
         }
     };
-    match run(plan, description, &common, hold) {
-        Ok(()) => ExitCode::SUCCESS,
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled ends the process at once.
+        let _ = signal_hook::flag::register_conditional_shutdown(
+            signal,
+            i32::from(verdict::EXIT_INTERRUPTED),
+            interrupted.clone(),
+        );
+        let _ = signal_hook::flag::register(signal, interrupted.clone());
+    }
+    match run(setup, &interrupted) {
+        Ok(code) => ExitCode::from(code),
         Err(message) => {
             eprintln!("loadgen: {message}");
-            ExitCode::FAILURE
+            ExitCode::from(verdict::EXIT_RUN_FAILED)
         }
     }
 }
 
-type Planned = (Plan, RunDescription, Common, Duration);
-
-/// Checks the command line and turns it into a plan. Errors are usage errors (exit 2).
-fn plan_from(cli: Cli) -> Result<Planned, String> {
-    let (kind, common, message, senders, rate, expect_self, hold) = match cli.run {
-        Run::Fanout(args) => {
-            let expect_self = match args.expect_self {
-                ExpectSelf::Auto => None,
-                ExpectSelf::Yes => Some(true),
-                ExpectSelf::No => Some(false),
-            };
-            (
-                RunKind::Fanout,
-                args.common,
-                Some(args.message),
-                args.senders,
-                args.rate,
-                expect_self,
-                Duration::ZERO,
-            )
-        }
-        Run::Echo(args) => {
-            let clients = args.common.clients;
-            (
-                RunKind::Echo,
-                args.common,
-                Some(args.message),
-                clients,
-                args.rate,
-                Some(true),
-                Duration::ZERO,
-            )
-        }
-        Run::Connect(args) => (RunKind::Connect, args.common, None, 0, 1.0, None, args.hold),
-    };
-    let url = WsUrl::parse(&common.url).map_err(|error| match error {
-        protocol::Error::TlsNotSupported => {
-            format!(
-                "`{}`: wss:// (TLS) is not supported yet; use a ws:// URL",
-                common.url
-            )
-        }
-        _ => format!(
-            "`{}` is not a ws:// URL (expected ws://host[:port][/path])",
-            common.url
-        ),
-    })?;
-    if common.clients == 0 {
-        return Err("--clients must be at least 1".into());
+/// Open files for every client, and outputs that can be written: known before the run.
+fn check_machine(setup: &Setup) -> Result<(), String> {
+    limits::raise_open_files(setup.common.clients, setup.plan.threads)?;
+    if let Some(path) = &setup.common.json {
+        limits::check_output("--json", path)?;
     }
-    if !common.connect_rate.is_finite() || common.connect_rate <= 0.0 {
-        return Err("--connect-rate must be above 0".into());
+    if let Some(path) = &setup.common.hgrm {
+        limits::check_output("--hgrm", path)?;
     }
-    if common.rooms == 0 {
-        return Err("--rooms must be at least 1".into());
-    }
-    if common.rooms > 1 && !url.target.contains("%7Broom%7D") && !url.target.contains("{room}") {
-        return Err(
-            "--rooms needs a {room} placeholder in the URL, e.g. ws://host:8080/room{room}".into(),
-        );
-    }
-    let message = message.unwrap_or(MessageArgs {
-        payload: PROBE_HEADER_LEN,
-        binary: false,
-        duration: Duration::ZERO,
-        warmup: Duration::ZERO,
-        drain: Duration::ZERO,
-    });
-    if kind != RunKind::Connect {
-        if message.payload < PROBE_HEADER_LEN {
-            return Err(format!(
-                "--payload must be at least {PROBE_HEADER_LEN} bytes (the probe header)"
-            ));
-        }
-        if !rate.is_finite() || rate <= 0.0 {
-            return Err("--rate must be a positive number of messages per second".into());
-        }
-        if senders == 0 || senders > common.clients {
-            return Err(format!(
-                "--senders must be between 1 and --clients ({})",
-                common.clients
-            ));
-        }
-        if message.duration.is_zero() {
-            return Err("--duration must be above 0".into());
-        }
-        if (message.warmup + message.duration).as_secs_f64() * rate > MAX_MESSAGES {
-            return Err(format!("the run would schedule more than {MAX_MESSAGES} messages; lower --rate or --duration"));
-        }
-    }
-    let address = url
-        .socket_address()
-        .to_socket_addrs()
-        .map_err(|error| format!("cannot resolve {}: {error}", url.host))?
-        .next()
-        .ok_or_else(|| format!("{} resolves to no address", url.host))?;
-    let threads = common
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, common.clients as usize);
-    let room_targets = (0..common.rooms)
-        .map(|room| {
-            url.target
-                .replace("{room}", &room.to_string())
-                .replace("%7Broom%7D", &room.to_string())
-        })
-        .collect();
-    let run_id =
-        (std::process::id() << 8) ^ (Instant::now().elapsed().subsec_nanos() ^ 0x5bd1_e995);
-    let description = RunDescription {
-        kind,
-        url: common.url.clone(),
-        clients: common.clients,
-        senders,
-        rate,
-        payload: message.payload,
-        binary: message.binary,
-        duration_s: message.duration.as_secs_f64(),
-        warmup_s: message.warmup.as_secs_f64(),
-        threads,
-        rooms: common.rooms,
-        expect_self,
-    };
-    let plan = Plan {
-        kind,
-        address,
-        host_header: url.host_header(),
-        room_targets,
-        headers: common.headers.clone(),
-        subprotocols: common.subprotocols.clone(),
-        first_message: common.first_message.clone(),
-        source_ips: common.source_ips.clone(),
-        connect_rate: common.connect_rate,
-        connect_timeout_ns: common.connect_timeout.as_nanos() as u64,
-        threads,
-        payload: message.payload,
-        binary: message.binary,
-        raw: common.raw,
-        run_id,
-        rate,
-        senders,
-        warmup_s: message.warmup.as_secs_f64(),
-        duration_s: message.duration.as_secs_f64(),
-    };
-    let hold = if kind == RunKind::Connect {
-        hold
-    } else {
-        message.drain
-    };
-    Ok((plan, description, common, hold))
+    Ok(())
 }
 
-/// Runs the plan. `after` is the drain time (fanout, echo) or the hold time (connect).
-fn run(
-    plan: Plan,
-    description: RunDescription,
-    common: &Common,
-    after: Duration,
-) -> Result<(), String> {
+/// Runs the plan; returns the exit status the run earned.
+fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
+    let Setup {
+        plan,
+        description,
+        common,
+        after,
+    } = setup;
     let clock = Clock::new();
     let shared = Arc::new(Shared {
         clock,
@@ -220,6 +111,7 @@ fn run(
         sent: AtomicU64::new(0),
         received: AtomicU64::new(0),
         start_ns: AtomicU64::new(0),
+        halt_ns: AtomicU64::new(u64::MAX),
         stop: AtomicBool::new(false),
         progress: Mutex::new(new_histogram()),
     });
@@ -238,32 +130,45 @@ fn run(
             .map_err(|error| format!("cannot start a thread: {error}"))?;
         handles.push(handle);
     }
-    let progress = Progress {
+    let mut progress = Progress {
         shared: shared.clone(),
         quiet: common.quiet,
         clients,
         started: Instant::now(),
+        phase: "connecting",
+        phase_started: Instant::now(),
+        phase_length: Duration::ZERO,
+    };
+    let stop_workers = |handles: Vec<std::thread::JoinHandle<Measurements>>| {
+        shared.stop.store(true, Ordering::Relaxed);
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .map_err(|_| "a worker thread panicked".to_owned())
+            })
+            .collect::<Result<Vec<_>, _>>()
     };
 
     // Ramp: wait until every client is connected or has failed.
-    let ramp_limit = Duration::from_secs_f64(clients as f64 / plan.connect_rate)
+    let ramp_limit = Duration::from_secs_f64(f64::from(clients) / plan.connect_rate)
         + Duration::from_nanos(plan.connect_timeout_ns)
         + Duration::from_secs(1);
+    progress.enter("connecting", ramp_limit);
     let ramp_end = Instant::now() + ramp_limit;
     loop {
         let done = shared.connected.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed);
-        if done >= u64::from(clients) || Instant::now() >= ramp_end {
+        if done >= u64::from(clients)
+            || Instant::now() >= ramp_end
+            || interrupted.load(Ordering::Relaxed)
+        {
             break;
         }
         progress.wait_and_print(Duration::from_millis(100));
     }
-    let connected = shared.connected.load(Ordering::Relaxed);
-    if connected == 0 {
-        shared.stop.store(true, Ordering::Relaxed);
-        let results: Vec<_> = handles
-            .into_iter()
-            .filter_map(|handle| handle.join().ok())
-            .collect();
+    if shared.connected.load(Ordering::Relaxed) == 0 && !interrupted.load(Ordering::Relaxed) {
+        let results = stop_workers(handles)?;
         let mut failures = std::collections::BTreeMap::<String, u64>::new();
         for result in &results {
             for (reason, count) in &result.failures {
@@ -276,7 +181,7 @@ fn run(
             .collect();
         return Err(format!(
             "no client could connect to {}: {}",
-            description.url,
+            description.urls.join(", "),
             if reasons.is_empty() {
                 "no answer".to_owned()
             } else {
@@ -291,9 +196,7 @@ fn run(
     let mut server_rss_max = before_server.map(|sample| sample.rss_bytes);
     let measure_started = Instant::now();
 
-    let schedule = if plan.kind == RunKind::Connect {
-        None
-    } else {
+    let schedule = plan.kind.sends().then(|| {
         let start_ns = shared.clock.now_ns() + 50_000_000;
         let schedule = Schedule::new(
             start_ns,
@@ -303,14 +206,8 @@ fn run(
             plan.duration_s,
         );
         shared.start_ns.store(start_ns, Ordering::Release);
-        Some(schedule)
-    };
-    let run_for = match schedule {
-        Some(schedule) => {
-            Duration::from_nanos(schedule.end_ns().saturating_sub(shared.clock.now_ns())) + after
-        }
-        None => after,
-    };
+        schedule
+    });
     if plan.kind == RunKind::Connect {
         // Let workers know the ramp is over, so connection timeouts stop being checked.
         shared
@@ -319,20 +216,44 @@ fn run(
     }
     // CPU is sampled over the sending window (until the last intended send), not the drain
     // after it, so "100% of a core" means busy the whole time messages were being offered.
-    let send_window = if plan.kind == RunKind::Connect {
-        run_for
-    } else {
-        run_for.saturating_sub(after)
+    let send_window = match schedule {
+        Some(schedule) => {
+            Duration::from_nanos(schedule.end_ns().saturating_sub(shared.clock.now_ns()))
+        }
+        None => after,
     };
-    let window_end = Instant::now() + send_window;
-    let end = window_end + after;
+    progress.enter(
+        if plan.kind.sends() {
+            "sending"
+        } else {
+            "holding"
+        },
+        send_window,
+    );
+    let mut window_end = Instant::now() + send_window;
+    let mut end = if plan.kind.sends() {
+        window_end + after
+    } else {
+        window_end
+    };
     let mut window = None;
+    let mut halted_ns = None;
     while Instant::now() < end {
+        if halted_ns.is_none() && interrupted.load(Ordering::Relaxed) {
+            // Stop sending; give what is in flight a moment, then report what was measured.
+            let now_ns = shared.clock.now_ns();
+            shared.halt_ns.store(now_ns, Ordering::Release);
+            halted_ns = Some(now_ns);
+            let now = Instant::now();
+            window_end = window_end.min(now);
+            end = end.min(now + INTERRUPT_DRAIN.min(after));
+            progress.enter("interrupted, draining", end - now);
+        }
         let until = if window.is_none() { window_end } else { end };
         progress.wait_and_print(
             until
                 .saturating_duration_since(Instant::now())
-                .min(Duration::from_secs(1)),
+                .min(Duration::from_millis(100)),
         );
         if let Some(sample) = server_pid.as_deref().and_then(system::sample) {
             server_rss_max = Some(server_rss_max.unwrap_or(0).max(sample.rss_bytes));
@@ -344,9 +265,12 @@ fn run(
                 server_sample,
                 measure_started.elapsed().as_secs_f64(),
             ));
+            if plan.kind.sends() && halted_ns.is_none() {
+                progress.enter("draining", end.saturating_duration_since(Instant::now()));
+            }
         }
     }
-    let (after_self, after_server, window_s) = match window {
+    let (after_self, after_server, wall_s) = match window {
         Some(window) => window,
         None => (
             system::sample("self"),
@@ -354,16 +278,14 @@ fn run(
             measure_started.elapsed().as_secs_f64(),
         ),
     };
-    let wall_s = window_s;
-    shared.stop.store(true, Ordering::Relaxed);
-    let results: Vec<_> = handles
-        .into_iter()
-        .map(|handle| {
-            handle
-                .join()
-                .map_err(|_| "a worker thread panicked".to_owned())
-        })
-        .collect::<Result<_, _>>()?;
+    let stopped_ns = shared.clock.now_ns();
+    let server_exited = server_pid.is_some() && after_server.is_none();
+    let results = stop_workers(handles)?;
+    let is_interrupted = interrupted.load(Ordering::Relaxed);
+    if is_interrupted && halted_ns.is_none() {
+        // Interrupted during the ramp: nothing was due.
+        halted_ns = Some(shared.clock.now_ns());
+    }
 
     let resources = Resources {
         wall_s,
@@ -376,8 +298,15 @@ fn run(
             _ => None,
         },
         server_rss_max,
+        server_exited,
     };
-    let report = Report::merge(description, schedule, results, resources);
+    let timeline = Timeline {
+        schedule,
+        halted_ns,
+        stopped_ns,
+        interrupted: is_interrupted,
+    };
+    let report = Report::merge(description, timeline, results, resources);
     print!("{}", report.table());
     if let Some(path) = &common.json {
         let text = serde_json::to_string_pretty(&report.json()).expect("json of plain values");
@@ -385,21 +314,31 @@ fn run(
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     }
     if let Some(path) = &common.hgrm {
-        std::fs::write(path, hgrm(&report.delivery))
+        std::fs::write(path, report.hgrm())
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     }
-    Ok(())
+    Ok(report.exit_code())
 }
 
-/// The one-line progress report on stderr.
+/// The one-line progress report on stderr: phase, elapsed of the phase's length, connections,
+/// messages, and the p99 of the deliveries since the last line.
 struct Progress {
     shared: Arc<Shared>,
     quiet: bool,
     clients: u32,
     started: Instant,
+    phase: &'static str,
+    phase_started: Instant,
+    phase_length: Duration,
 }
 
 impl Progress {
+    fn enter(&mut self, phase: &'static str, length: Duration) {
+        self.phase = phase;
+        self.phase_started = Instant::now();
+        self.phase_length = length;
+    }
+
     /// Sleeps for `pause`, then prints a line if a new second began.
     fn wait_and_print(&self, pause: Duration) {
         let before = self.started.elapsed().as_secs();
@@ -413,19 +352,26 @@ impl Progress {
             .progress
             .lock()
             .ok()
-            .filter(|histogram| !histogram.is_empty())
-            .map_or_else(
-                || "-".to_owned(),
-                |histogram| format_us(histogram.value_at_quantile(0.99)),
-            );
+            .and_then(|mut histogram| {
+                let p99 =
+                    (!histogram.is_empty()).then(|| format_us(histogram.value_at_quantile(0.99)));
+                histogram.reset();
+                p99
+            })
+            .unwrap_or_else(|| "-".to_owned());
+        let shared = &self.shared;
+        let dropped = shared.disconnected.load(Ordering::Relaxed);
         eprintln!(
-            "[{now:>4}s] connected {}/{} failed {} lost {} | sent {} received {} | p99 so far {p99}",
-            self.shared.connected.load(Ordering::Relaxed) - self.shared.disconnected.load(Ordering::Relaxed),
+            "[{now:>4}s] {} {:.0}/{:.0}s | connections open {}/{}, failed {}, dropped {} | messages sent {}, deliveries {} | p99 last second {p99}",
+            self.phase,
+            self.phase_started.elapsed().as_secs_f64().min(self.phase_length.as_secs_f64()),
+            self.phase_length.as_secs_f64(),
+            shared.connected.load(Ordering::Relaxed) - dropped,
             self.clients,
-            self.shared.failed.load(Ordering::Relaxed),
-            self.shared.disconnected.load(Ordering::Relaxed),
-            self.shared.sent.load(Ordering::Relaxed),
-            self.shared.received.load(Ordering::Relaxed),
+            shared.failed.load(Ordering::Relaxed),
+            dropped,
+            shared.sent.load(Ordering::Relaxed),
+            shared.received.load(Ordering::Relaxed),
         );
     }
 }

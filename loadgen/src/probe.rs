@@ -6,6 +6,11 @@
 //!
 //! Text, so that it passes through servers that only relay text; fixed width, so that parsing
 //! is a few table lookups. The run id tells this run's probes from another loadgen's.
+//!
+//! Every character of a probe (letters, hex digits, spaces, dots) passes JSON escaping and most
+//! envelopes untouched, so [`Probes`] finds probes anywhere in a message: at its start, inside
+//! `{"text":"..."}`, several in one message separated by newlines or simply concatenated, in
+//! text or binary messages. Finding them allocates nothing.
 
 /// Bytes before the padding.
 pub const PROBE_HEADER_LEN: usize = 56;
@@ -53,6 +58,46 @@ impl Probe {
             sequence: read_hex(&message[22..38])?,
             intended_ns: read_hex(&message[39..55])?,
         })
+        .filter(|_| message[12] == b' ' && message[21] == b' ' && message[38] == b' ')
+    }
+}
+
+/// Every probe in a message, in order, wherever it is. Bytes that look like the marker but do
+/// not hold a well-formed probe are skipped.
+#[derive(Debug, Clone)]
+pub struct Probes<'a> {
+    message: &'a [u8],
+    position: usize,
+}
+
+impl<'a> Probes<'a> {
+    /// The probes of `message`.
+    pub fn new(message: &'a [u8]) -> Self {
+        Probes {
+            message,
+            position: 0,
+        }
+    }
+}
+
+impl Iterator for Probes<'_> {
+    type Item = Probe;
+
+    fn next(&mut self) -> Option<Probe> {
+        let message = self.message;
+        while self.position + PROBE_HEADER_LEN <= message.len() {
+            let rest = &message[self.position..message.len() - PROBE_HEADER_LEN + 1];
+            let offset = rest.iter().position(|&byte| byte == MARKER[0])?;
+            let start = self.position + offset;
+            match Probe::read(&message[start..]) {
+                Some(probe) => {
+                    self.position = start + PROBE_HEADER_LEN;
+                    return Some(probe);
+                }
+                None => self.position = start + 1,
+            }
+        }
+        None
     }
 }
 
@@ -93,6 +138,88 @@ mod tests {
             probe.write(&mut buffer);
             assert!(std::str::from_utf8(&buffer).is_ok());
             assert_eq!(Probe::read(&buffer), Some(probe));
+        }
+    }
+
+    fn probe(sender: u32, sequence: u64) -> Probe {
+        Probe {
+            run: 0x1234_5678,
+            sender,
+            sequence,
+            intended_ns: 1_000_000 + sequence,
+        }
+    }
+
+    fn written(probe: Probe, len: usize) -> Vec<u8> {
+        let mut buffer = vec![0u8; len];
+        probe.write(&mut buffer);
+        buffer
+    }
+
+    fn found(message: &[u8]) -> Vec<Probe> {
+        Probes::new(message).collect()
+    }
+
+    #[test]
+    fn a_message_that_is_one_probe_holds_one() {
+        assert_eq!(found(&written(probe(1, 2), 64)), vec![probe(1, 2)]);
+        assert_eq!(
+            found(&written(probe(1, 2), PROBE_HEADER_LEN)),
+            vec![probe(1, 2)]
+        );
+    }
+
+    #[test]
+    fn probes_separated_by_newlines_are_all_found() {
+        let mut message = written(probe(1, 0), 64);
+        for sequence in 1..5 {
+            message.push(b'\n');
+            message.extend_from_slice(&written(probe(1, sequence), 64));
+        }
+        assert_eq!(
+            found(&message),
+            (0..5).map(|k| probe(1, k)).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn probes_simply_concatenated_are_all_found() {
+        let mut message = Vec::new();
+        for sequence in 0..3 {
+            message.extend_from_slice(&written(probe(2, sequence), PROBE_HEADER_LEN));
+        }
+        message.extend_from_slice(&written(probe(3, 9), 70));
+        assert_eq!(
+            found(&message),
+            vec![probe(2, 0), probe(2, 1), probe(2, 2), probe(3, 9)]
+        );
+    }
+
+    #[test]
+    fn a_probe_inside_a_json_envelope_is_found() {
+        let text = String::from_utf8(written(probe(4, 5), 64)).unwrap();
+        let envelope = format!(r#"{{"type":"chat","user":"LG1 fan","text":"{text}"}}"#);
+        assert_eq!(found(envelope.as_bytes()), vec![probe(4, 5)]);
+        // JSON inside a JSON string: the probe's characters survive escaping.
+        let escaped = serde_json::to_string(&envelope).unwrap();
+        let outer = format!(r#"{{"data":{escaped}}}"#);
+        assert_eq!(found(outer.as_bytes()), vec![probe(4, 5)]);
+    }
+
+    #[test]
+    fn probes_in_binary_messages_among_other_bytes_are_found() {
+        let mut message = vec![0u8, 0xff, b'L', b'G', 0x80];
+        message.extend_from_slice(&written(probe(6, 7), 60));
+        message.extend_from_slice(&[0xfe, b'L', b'G', b'1', b' ', 0]);
+        message.extend_from_slice(&written(probe(6, 8), 56));
+        assert_eq!(found(&message), vec![probe(6, 7), probe(6, 8)]);
+    }
+
+    #[test]
+    fn a_probe_cut_short_is_not_found() {
+        let message = written(probe(1, 1), 64);
+        for cut in 0..PROBE_HEADER_LEN {
+            assert!(found(&message[..cut]).is_empty(), "cut at {cut}");
         }
     }
 

@@ -1,22 +1,28 @@
-//! Merging the workers' measurements into one report, and writing it: a table on stdout,
-//! JSON, and HdrHistogram's percentile distribution (`.hgrm`).
+//! Merging the workers' measurements into one report: settling every receiver's accounting,
+//! completion latency, messages not sent, honest rates, undelivered messages as latency lower
+//! bounds, and the verdict. How it is written out is in `table.rs` and `json_output.rs`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
 
+use crate::accounting::{Owed, Tally};
+use crate::measurements::{new_histogram, Measurements, ReceiverRecord};
+use crate::plan::RunKind;
 use crate::schedule::Schedule;
-use crate::worker::{new_histogram, RunKind, WorkerResult};
+use crate::threshold::{self, Distribution, Figures, Statistic, Threshold};
+use crate::verdict::{self, Facts};
+
+/// Receivers with an anomaly listed one by one in the JSON; the sums count them all.
+const MAX_LISTED_RECEIVERS: usize = 100;
 
 /// What the run was asked to do, for the report's header.
 #[derive(Debug, Clone)]
 pub struct RunDescription {
     /// fanout, echo or connect.
     pub kind: RunKind,
-    /// The URL as given.
-    pub url: String,
+    /// The URLs as given.
+    pub urls: Vec<String>,
     /// Clients asked for.
     pub clients: u32,
     /// Senders.
@@ -25,18 +31,32 @@ pub struct RunDescription {
     pub rate: f64,
     /// Payload bytes.
     pub payload: usize,
+    /// The message template, if one was given.
+    pub message_template: Option<String>,
     /// Binary frames.
     pub binary: bool,
+    /// permessage-deflate offered.
+    pub compress: bool,
     /// Seconds measured.
     pub duration_s: f64,
     /// Seconds of warmup.
     pub warmup_s: f64,
+    /// Seconds of drain (fanout, echo) or hold (connect).
+    pub after_s: f64,
     /// Worker threads.
     pub threads: usize,
     /// Rooms.
     pub rooms: u32,
     /// Whether senders receive their own messages: `Some` when stated on the command line.
     pub expect_self: Option<bool>,
+    /// The command line, as given.
+    pub command_line: Vec<String>,
+    /// When the run started, milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// Pass/fail criteria.
+    pub thresholds: Vec<Threshold>,
+    /// Whether an invalid run fails the exit status.
+    pub fail_on_invalid: bool,
 }
 
 /// CPU and memory seen during the measured window.
@@ -50,6 +70,56 @@ pub struct Resources {
     pub server_cpu_s: Option<f64>,
     /// The server's largest RSS seen, bytes.
     pub server_rss_max: Option<u64>,
+    /// The server's process was given and is gone at the end.
+    pub server_exited: bool,
+}
+
+/// When the run's phases ended, on the run's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timeline {
+    /// The send schedule, when the run sent anything.
+    pub schedule: Option<Schedule>,
+    /// No message intended at or after this time was sent (an interrupt); `None`: the whole
+    /// schedule was due.
+    pub halted_ns: Option<u64>,
+    /// When the workers were stopped: deliveries still missing then are undelivered.
+    pub stopped_ns: u64,
+    /// SIGINT or SIGTERM stopped the run.
+    pub interrupted: bool,
+}
+
+/// The figures of one URL, when a run has several.
+#[derive(Debug)]
+pub struct UrlFigures {
+    /// The URL.
+    pub url: String,
+    /// Its clients whose handshake completed.
+    pub connected: u64,
+    /// Its clients that never opened.
+    pub failed: u64,
+    /// Its clients lost while open.
+    pub disconnected: u64,
+    /// Accounting of its receivers.
+    pub tally: Tally,
+    /// Delivery latency at its receivers (µs).
+    pub delivery: Histogram<u64>,
+    /// Handshake latency of its clients (µs).
+    pub handshake: Histogram<u64>,
+}
+
+/// Bytes that crossed the connections, as frames and as message payloads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bytes {
+    /// Connections that agreed to permessage-deflate.
+    pub compressed_connections: u64,
+    /// Frame bytes read (after TLS decryption).
+    pub wire_received: u64,
+    /// Data message bytes received, after inflation.
+    pub payload_received: u64,
+    /// Frame bytes written (before TLS encryption).
+    pub wire_sent: u64,
+    /// Probe message bytes sent, before compression.
+    pub payload_sent: u64,
 }
 
 /// Every figure of a run.
@@ -57,39 +127,53 @@ pub struct Resources {
 pub struct Report {
     /// What was asked.
     pub run: RunDescription,
+    /// How the run went in time.
+    pub timeline: Timeline,
     /// Clients whose handshake completed.
     pub connected: u64,
     /// Failed connections by reason.
     pub failures: BTreeMap<String, u64>,
-    /// Handshake latency (µs).
+    /// Handshake latency: connect start to 101, TLS included (µs).
     pub handshake: Histogram<u64>,
+    /// TLS handshake alone, `wss://` (µs).
+    pub tls_handshake: Histogram<u64>,
+    /// WebSocket upgrade alone: request sent to 101 (µs).
+    pub upgrade: Histogram<u64>,
+    /// Messages the schedule asked for in the measured window (until an interrupt).
+    pub scheduled: u64,
     /// Probes sent in the measured window.
     pub sent: u64,
     /// Probes sent in the warmup.
     pub sent_warmup: u64,
-    /// Deliveries expected in the measured window.
-    pub expected: u64,
-    /// Unique deliveries received in the measured window.
-    pub received: u64,
-    /// Expected deliveries that never came.
-    pub lost: u64,
-    /// Deliveries beyond what was expected (to the wrong room, or to a sender not expected to
-    /// get its own message).
-    pub unexpected: u64,
-    /// Duplicated deliveries.
-    pub duplicates: u64,
-    /// Deliveries out of order.
-    pub out_of_order: u64,
+    /// Scheduled messages no sender sent (its client was not open, or was lost).
+    pub not_sent: u64,
+    /// Senders that did not send all they were scheduled to.
+    pub senders_lost: u64,
+    /// The accounting, summed over receivers.
+    pub tally: Tally,
     /// Messages that were not probes.
     pub non_probe: u64,
+    /// Messages that carried more than one probe.
+    pub multi_probe: u64,
     /// Probes of another run or client.
     pub foreign: u64,
-    /// Whether senders get their own messages, and whether that was detected or stated.
+    /// Receivers settled.
+    pub receivers: u64,
+    /// Receivers that lost at least one delivery.
+    pub receivers_with_loss: u64,
+    /// The first receivers with an anomaly, and their tallies.
+    pub anomalies: Vec<(u32, Tally)>,
+    /// Whether senders get their own messages.
     pub self_echo: bool,
     /// How `self_echo` was decided.
     pub self_echo_source: &'static str,
     /// Delivery latency, measured window (µs).
     pub delivery: Histogram<u64>,
+    /// Delivery latency with every undelivered delivery at its lower bound: the time it had
+    /// waited when the run stopped (µs).
+    pub delivery_with_undelivered: Histogram<u64>,
+    /// Deliveries owed and missing at the end (what `delivery_with_undelivered` adds).
+    pub undelivered: u64,
     /// Delivery latency, warmup (µs).
     pub delivery_warmup: Histogram<u64>,
     /// Completion latency: last receiver of each message (µs).
@@ -98,6 +182,9 @@ pub struct Report {
     pub incomplete: u64,
     /// Lateness of sends against the schedule (µs).
     pub send_lag: Histogram<u64>,
+    /// Seconds from the first measured intended send to the last delivery (or the end of the
+    /// schedule, whichever is later): what deliveries/s divides by.
+    pub delivery_elapsed_s: f64,
     /// Close codes the server sent.
     pub close_codes: BTreeMap<u16, u64>,
     /// Rules the server broke.
@@ -108,19 +195,27 @@ pub struct Report {
     pub open_at_end: u64,
     /// CPU and memory.
     pub resources: Resources,
-    /// Reasons to doubt the figures.
-    pub warnings: Vec<String>,
+    /// Why the figures cannot be trusted; empty when the run is valid.
+    pub invalid_reasons: Vec<String>,
+    /// Each threshold and whether it held.
+    pub thresholds: Vec<threshold::Outcome>,
+    /// Per URL, when there are several (empty otherwise).
+    pub per_url: Vec<UrlFigures>,
+    /// Bytes on the wire and in payloads.
+    pub bytes: Bytes,
 }
 
 impl Report {
-    /// Merges the workers' results.
+    /// Merges the workers' results and settles every receiver's accounting.
     pub fn merge(
         run: RunDescription,
-        schedule: Option<Schedule>,
-        results: Vec<WorkerResult>,
+        timeline: Timeline,
+        results: Vec<Measurements>,
         resources: Resources,
     ) -> Report {
         let mut handshake = new_histogram();
+        let mut tls_handshake = new_histogram();
+        let mut upgrade = new_histogram();
         let mut delivery = new_histogram();
         let mut delivery_warmup = new_histogram();
         let mut send_lag = new_histogram();
@@ -129,14 +224,46 @@ impl Report {
         let mut protocol_errors = BTreeMap::new();
         let mut disconnects = BTreeMap::new();
         let mut sent_by_sender: BTreeMap<u32, u64> = BTreeMap::new();
-        let mut room_members: BTreeMap<u32, u64> = BTreeMap::new();
         let tracked = results.iter().map(|r| r.arrivals.len()).max().unwrap_or(0);
         let mut arrivals = vec![0u64; tracked];
         let mut last_arrival = vec![0u64; tracked];
-        let (mut duplicates, mut out_of_order, mut non_probe, mut foreign) = (0, 0, 0, 0);
+        let (mut non_probe, mut multi_probe, mut foreign) = (0, 0, 0);
         let (mut self_deliveries, mut open_at_end, mut connected) = (0, 0, 0);
-        for result in &results {
+        let mut last_delivery_ns = 0;
+        let mut receivers = Vec::new();
+        let mut per_url: Vec<UrlFigures> = if run.urls.len() > 1 {
+            run.urls
+                .iter()
+                .map(|url| UrlFigures {
+                    url: url.clone(),
+                    connected: 0,
+                    failed: 0,
+                    disconnected: 0,
+                    tally: Tally::default(),
+                    delivery: new_histogram(),
+                    handshake: new_histogram(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut bytes = Bytes::default();
+        for result in results {
+            bytes.compressed_connections += result.compressed_connections;
+            bytes.wire_received += result.wire_bytes_received;
+            bytes.payload_received += result.payload_bytes_received;
+            bytes.wire_sent += result.wire_bytes_sent;
+            bytes.payload_sent += result.payload_bytes_sent;
+            for (figures, measured) in per_url.iter_mut().zip(&result.per_target) {
+                let _ = figures.delivery.add(&measured.delivery);
+                let _ = figures.handshake.add(&measured.handshake);
+                figures.connected += measured.handshake.len();
+                figures.failed += measured.failed;
+                figures.disconnected += measured.disconnected;
+            }
             let _ = handshake.add(&result.handshake);
+            let _ = tls_handshake.add(&result.tls_handshake);
+            let _ = upgrade.add(&result.upgrade);
             let _ = delivery.add(&result.delivery);
             let _ = delivery_warmup.add(&result.delivery_warmup);
             let _ = send_lag.add(&result.send_lag);
@@ -145,7 +272,6 @@ impl Report {
             merge_counts(&mut protocol_errors, &result.protocol_errors);
             merge_counts(&mut disconnects, &result.disconnects);
             merge_counts(&mut sent_by_sender, &result.sent_by_sender);
-            merge_counts(&mut room_members, &result.room_members_at_start);
             for (n, (&count, &last)) in result
                 .arrivals
                 .iter()
@@ -155,328 +281,289 @@ impl Report {
                 arrivals[n] += u64::from(count);
                 last_arrival[n] = last_arrival[n].max(last);
             }
-            duplicates += result.duplicates;
-            out_of_order += result.out_of_order;
             non_probe += result.non_probe;
+            multi_probe += result.multi_probe;
             foreign += result.foreign;
             self_deliveries += result.self_deliveries;
             open_at_end += result.open_at_end;
             connected += result.handshake.len();
+            last_delivery_ns = last_delivery_ns.max(result.last_delivery_ns);
+            receivers.extend(result.receivers);
         }
         let (self_echo, self_echo_source) = match (run.kind, run.expect_self) {
             (RunKind::Echo, _) => (true, "echo run"),
             (_, Some(stated)) => (stated, "stated"),
             (_, None) => (self_deliveries > 0, "detected"),
         };
+        let rooms = run.rooms.max(1);
 
-        let mut completion = new_histogram();
-        let (
-            mut sent,
-            mut sent_warmup,
-            mut expected,
-            mut received,
-            mut lost,
-            mut unexpected,
-            mut incomplete,
-        ) = (0, 0, 0, 0, 0, 0, 0);
-        if let Some(schedule) = schedule {
-            for (&sender, &count) in &sent_by_sender {
-                let room = sender % run.rooms.max(1);
-                let members = room_members.get(&room).copied().unwrap_or(0);
-                let receivers = match run.kind {
-                    RunKind::Echo => 1,
-                    _ if self_echo => members,
-                    _ => members.saturating_sub(1),
-                };
-                for k in 0..count {
+        // What each sender was scheduled to send and sent in the measured window.
+        let mut sent_measured: BTreeMap<u32, u64> = BTreeMap::new();
+        let (mut scheduled, mut sent, mut sent_warmup, mut not_sent, mut senders_lost) =
+            (0, 0, 0, 0, 0);
+        if let Some(schedule) = timeline.schedule {
+            for sender in 0..schedule.senders {
+                let sent_by_it = sent_by_sender.get(&sender).copied().unwrap_or(0);
+                let (mut due, mut sent_here) = (0, 0);
+                for k in 0.. {
                     let n = schedule.message_number(sender, k);
+                    if n >= schedule.total_messages
+                        || timeline
+                            .halted_ns
+                            .is_some_and(|halt| schedule.intended_ns(n) >= halt)
+                    {
+                        break;
+                    }
                     if schedule.is_warmup(n) {
-                        sent_warmup += 1;
+                        if k < sent_by_it {
+                            sent_warmup += 1;
+                        }
                         continue;
                     }
-                    sent += 1;
-                    expected += receivers;
+                    due += 1;
+                    if k < sent_by_it {
+                        sent_here += 1;
+                    }
+                }
+                scheduled += due;
+                sent += sent_here;
+                not_sent += due - sent_here;
+                if sent_here < due {
+                    senders_lost += 1;
+                }
+                if sent_here > 0 {
+                    sent_measured.insert(sender, sent_here);
+                }
+            }
+        }
+        let owes = |record: &ReceiverRecord, sender: u32| -> bool {
+            record.owed
+                && match run.kind {
+                    RunKind::Echo => record.own_sender == Some(sender),
+                    _ => {
+                        sender % rooms == record.room
+                            && (self_echo || record.own_sender != Some(sender))
+                    }
+                }
+        };
+        let mut tally = Tally::default();
+        let mut anomalies = Vec::new();
+        let mut receivers_with_loss = 0u64;
+        let mut receivers_per_sender: BTreeMap<u32, u64> = BTreeMap::new();
+        for record in &receivers {
+            let owed: Vec<Owed> = sent_measured
+                .iter()
+                .filter(|(&sender, _)| owes(record, sender))
+                .map(|(&sender, &messages)| Owed {
+                    sender: if run.kind == RunKind::Echo { 0 } else { sender },
+                    messages,
+                })
+                .collect();
+            for &sender in sent_by_sender.keys().filter(|&&s| owes(record, s)) {
+                *receivers_per_sender.entry(sender).or_default() += 1;
+            }
+            let own = record.book.settle(&owed);
+            tally.add(&own);
+            if let Some(figures) = per_url.get_mut(record.target) {
+                figures.tally.add(&own);
+            }
+            if own.lost > 0 {
+                receivers_with_loss += 1;
+            }
+            if own.has_anomaly() && anomalies.len() < MAX_LISTED_RECEIVERS {
+                anomalies.push((record.client, own));
+            }
+        }
+
+        // Completion per message, and each missing delivery at its lower bound.
+        let mut completion = new_histogram();
+        let mut delivery_with_undelivered = delivery.clone();
+        let (mut incomplete, mut undelivered) = (0, 0);
+        let mut delivery_elapsed_s = 0.0;
+        if let Some(schedule) = timeline.schedule {
+            for (&sender, &count) in &sent_by_sender {
+                let owed_to = receivers_per_sender.get(&sender).copied().unwrap_or(0);
+                for k in 0..count {
+                    let n = schedule.message_number(sender, k);
+                    if schedule.is_warmup(n) || owed_to == 0 {
+                        continue;
+                    }
+                    let intended = schedule.intended_ns(n);
                     let got = arrivals.get(n as usize).copied().unwrap_or(0);
-                    received += got;
-                    lost += receivers.saturating_sub(got);
-                    unexpected += got.saturating_sub(receivers);
-                    if got >= receivers && receivers > 0 {
-                        let latency =
-                            last_arrival[n as usize].saturating_sub(schedule.intended_ns(n)) / 1000;
+                    if got >= owed_to {
+                        let latency = last_arrival[n as usize].saturating_sub(intended) / 1000;
                         completion.saturating_record(latency.max(1));
-                    } else if receivers > 0 {
+                    } else {
                         incomplete += 1;
+                        let missing = owed_to - got;
+                        let waited_us = timeline.stopped_ns.saturating_sub(intended) / 1000;
+                        let _ = delivery_with_undelivered.record_n(
+                            waited_us.clamp(1, delivery_with_undelivered.high()),
+                            missing,
+                        );
+                        undelivered += missing;
                     }
                 }
             }
+            let schedule_end = timeline
+                .halted_ns
+                .map_or(schedule.end_ns(), |halt| halt.min(schedule.end_ns()));
+            let end = last_delivery_ns.max(schedule_end);
+            delivery_elapsed_s = end.saturating_sub(schedule.measure_from_ns) as f64 / 1e9;
         }
 
         let mut report = Report {
             run,
+            timeline,
             connected,
             failures,
             handshake,
+            tls_handshake,
+            upgrade,
+            scheduled,
             sent,
             sent_warmup,
-            expected,
-            received,
-            lost,
-            unexpected,
-            duplicates,
-            out_of_order,
+            not_sent,
+            senders_lost,
+            tally,
             non_probe,
+            multi_probe,
             foreign,
+            receivers: receivers.len() as u64,
+            receivers_with_loss,
+            anomalies,
             self_echo,
             self_echo_source,
             delivery,
+            delivery_with_undelivered,
+            undelivered,
             delivery_warmup,
             completion,
             incomplete,
             send_lag,
+            delivery_elapsed_s,
             close_codes,
             protocol_errors,
             disconnects,
             open_at_end,
             resources,
-            warnings: Vec::new(),
+            invalid_reasons: Vec::new(),
+            thresholds: Vec::new(),
+            per_url,
+            bytes,
         };
-        report.warnings = report.find_warnings();
+        report.invalid_reasons = verdict::reasons(&report.facts());
+        report.thresholds = report
+            .run
+            .thresholds
+            .iter()
+            .map(|threshold| threshold.check(&report))
+            .collect();
         report
     }
 
-    fn find_warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        let resources = &self.resources;
-        if resources.wall_s > 0.0 {
-            let busy = resources.loadgen_cpu_s / resources.wall_s;
-            if busy > 0.9 * self.run.threads as f64 {
-                warnings.push(format!(
-                    "the loadgen used {:.0}% of its {} thread(s): it may be the bottleneck, not the server",
-                    busy * 100.0,
-                    self.run.threads
-                ));
-            }
+    /// What the verdict is decided from.
+    fn facts(&self) -> Facts {
+        let disconnected: u64 = self.disconnects.values().sum();
+        let sends = self.run.kind.sends();
+        Facts {
+            clients: u64::from(self.run.clients),
+            failed: self.failures.values().sum(),
+            senders_lost: self.senders_lost,
+            not_sent: self.not_sent,
+            lag_p99_us: (sends && !self.send_lag.is_empty())
+                .then(|| self.send_lag.value_at_quantile(0.99)),
+            busy: if self.resources.wall_s > 0.0 {
+                self.resources.loadgen_cpu_s / self.resources.wall_s
+            } else {
+                0.0
+            },
+            threads: self.run.threads,
+            measured: if sends {
+                self.tally.received
+            } else {
+                self.connected
+            },
+            server_gone: self.resources.server_exited
+                || (self.connected > 0 && disconnected >= self.connected),
+            interrupted: self.timeline.interrupted,
         }
-        if !self.send_lag.is_empty() && self.run.kind != RunKind::Connect {
-            let lag_p99 = self.send_lag.value_at_quantile(0.99);
-            if lag_p99 > 5_000 {
-                warnings.push(format!(
-                    "the send schedule fell behind (lag p99 {}): the loadgen could not keep its own schedule; latencies include that lag",
-                    format_us(lag_p99)
-                ));
-            }
-        }
-        warnings
     }
 
-    /// Deliveries received per second of the measured window.
+    /// Whether the figures can be trusted.
+    pub fn is_valid(&self) -> bool {
+        self.invalid_reasons.is_empty()
+    }
+
+    /// Whether any threshold was crossed.
+    pub fn thresholds_crossed(&self) -> bool {
+        self.thresholds.iter().any(|outcome| !outcome.passed)
+    }
+
+    /// The exit status this run earns.
+    pub fn exit_code(&self) -> u8 {
+        verdict::exit_code(
+            !self.is_valid(),
+            self.run.fail_on_invalid,
+            self.thresholds_crossed(),
+            self.timeline.interrupted,
+        )
+    }
+
+    /// Deliveries received per second of the real time deliveries took: from the first
+    /// measured intended send to the last delivery, or to the end of the schedule if that is
+    /// later. A server that falls behind is not credited with the offered rate.
     pub fn deliveries_per_second(&self) -> f64 {
-        if self.run.duration_s > 0.0 {
-            self.received as f64 / self.run.duration_s
+        if self.delivery_elapsed_s > 0.0 {
+            self.tally.received as f64 / self.delivery_elapsed_s
         } else {
             0.0
         }
     }
 
-    /// The human-readable table.
-    pub fn table(&self) -> String {
-        let run = &self.run;
-        let mut out = String::new();
-        let kind = match run.kind {
-            RunKind::Fanout => "fanout",
-            RunKind::Echo => "echo",
-            RunKind::Connect => "connect",
-        };
-        let _ = write!(out, "loadgen {kind}: {}, {} clients", run.url, run.clients);
-        if run.kind != RunKind::Connect {
-            let _ = write!(
-                out,
-                ", {} sender(s), {} msg/s, {} B {}, {}s measured (+{}s warmup)",
-                run.senders,
-                run.rate,
-                run.payload,
-                if run.binary { "binary" } else { "text" },
-                run.duration_s,
-                run.warmup_s
-            );
+    /// The histogram a latency figure is read from; delivery figures count undelivered
+    /// deliveries at their lower bound.
+    fn distribution(&self, distribution: Distribution) -> &Histogram<u64> {
+        match distribution {
+            Distribution::Delivery => &self.delivery_with_undelivered,
+            Distribution::Completion => &self.completion,
+            Distribution::Handshake => &self.handshake,
         }
-        let _ = writeln!(out, ", {} thread(s), {} room(s)", run.threads, run.rooms);
-        let failed: u64 = self.failures.values().sum();
-        let _ = writeln!(
-            out,
-            "{:<18}{} ok, {} failed{}",
-            "connections",
-            self.connected,
-            failed,
-            reasons(&self.failures)
-        );
-        let _ = writeln!(
-            out,
-            "{:<18}{}",
-            "handshake",
-            percentiles(&self.handshake, &[0.5, 0.99], true)
-        );
-        if run.kind != RunKind::Connect {
-            let _ = writeln!(
-                out,
-                "{:<18}{} measured, {} warmup; schedule lag {}",
-                "messages sent",
-                self.sent,
-                self.sent_warmup,
-                percentiles(&self.send_lag, &[0.99], true)
-            );
-            let _ = writeln!(
-                out,
-                "{:<18}expected {}, received {}, lost {}, duplicated {}, out of order {}, unexpected {}",
-                "deliveries", self.expected, self.received, self.lost, self.duplicates, self.out_of_order, self.unexpected
-            );
-            let _ = writeln!(
-                out,
-                "{:<18}{:.0} deliveries/s; senders get their own messages: {} ({}); non-probe messages {}, foreign probes {}",
-                "",
-                self.deliveries_per_second(),
-                if self.self_echo { "yes" } else { "no" },
-                self.self_echo_source,
-                self.non_probe,
-                self.foreign
-            );
-            let _ = writeln!(
-                out,
-                "{:<18}{}",
-                "delivery latency",
-                percentiles(&self.delivery, &[0.5, 0.9, 0.99, 0.999], true)
-            );
-            if run.kind == RunKind::Fanout {
-                let _ = writeln!(
-                    out,
-                    "{:<18}{}; incomplete messages {}",
-                    "completion",
-                    percentiles(&self.completion, &[0.5, 0.99], true),
-                    self.incomplete
-                );
-            }
-            if !self.delivery_warmup.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "{:<18}{} (discarded)",
-                    "warmup latency",
-                    percentiles(&self.delivery_warmup, &[0.5, 0.99], true)
-                );
-            }
+    }
+}
+
+impl Figures for Report {
+    fn latency_us(&self, distribution: Distribution, statistic: Statistic) -> Option<f64> {
+        let histogram = self.distribution(distribution);
+        if histogram.is_empty() {
+            return None;
         }
-        let _ = writeln!(
-            out,
-            "{:<18}{} still open at the end; lost while open: {}{}",
-            "connections",
-            self.open_at_end,
-            self.disconnects.values().sum::<u64>(),
-            reasons(&self.disconnects)
-        );
-        if !self.close_codes.is_empty() {
-            let codes: Vec<String> = self
-                .close_codes
-                .iter()
-                .map(|(code, count)| format!("{code} x{count}"))
-                .collect();
-            let _ = writeln!(out, "{:<18}{}", "close codes", codes.join(", "));
-        }
-        if !self.protocol_errors.is_empty() {
-            let _ = writeln!(
-                out,
-                "{:<18}{}",
-                "server errors",
-                reasons(&self.protocol_errors)
-                    .trim_start_matches([' ', '('])
-                    .trim_end_matches(')')
-            );
-        }
-        let resources = &self.resources;
-        if resources.wall_s > 0.0 {
-            let deliveries = self.received.max(1) as f64;
-            let _ = write!(
-                out,
-                "{:<18}loadgen {:.0}% of a core ({:.2} µs per delivery)",
-                "cpu",
-                resources.loadgen_cpu_s / resources.wall_s * 100.0,
-                resources.loadgen_cpu_s / deliveries * 1e6
-            );
-            if let Some(server_cpu) = resources.server_cpu_s {
-                let _ = write!(
-                    out,
-                    "; server {:.0}% of a core ({:.2} µs per delivery)",
-                    server_cpu / resources.wall_s * 100.0,
-                    server_cpu / deliveries * 1e6
-                );
-            }
-            if let Some(rss) = resources.server_rss_max {
-                let _ = write!(
-                    out,
-                    ", server rss max {:.1} MiB",
-                    rss as f64 / (1 << 20) as f64
-                );
-            }
-            let _ = writeln!(out);
-        }
-        for warning in &self.warnings {
-            let _ = writeln!(out, "warning: {warning}");
-        }
-        out
+        Some(match statistic {
+            Statistic::Quantile(quantile) => histogram.value_at_quantile(quantile) as f64,
+            Statistic::Max => histogram.max() as f64,
+            Statistic::Mean => histogram.mean(),
+        })
     }
 
-    /// Every figure as JSON.
-    pub fn json(&self) -> Value {
-        let run = &self.run;
-        json!({
-            "run": {
-                "kind": format!("{:?}", run.kind).to_lowercase(),
-                "url": run.url,
-                "clients": run.clients,
-                "senders": run.senders,
-                "rate_per_s": run.rate,
-                "payload_bytes": run.payload,
-                "binary": run.binary,
-                "duration_s": run.duration_s,
-                "warmup_s": run.warmup_s,
-                "threads": run.threads,
-                "rooms": run.rooms,
-            },
-            "connections": {
-                "ok": self.connected,
-                "failed": self.failures.values().sum::<u64>(),
-                "failures": self.failures,
-                "open_at_end": self.open_at_end,
-                "lost_while_open": self.disconnects,
-                "close_codes": self.close_codes.iter().map(|(code, count)| (code.to_string(), *count)).collect::<BTreeMap<_, _>>(),
-            },
-            "handshake_us": histogram_json(&self.handshake),
-            "messages": { "sent": self.sent, "sent_warmup": self.sent_warmup },
-            "deliveries": {
-                "expected": self.expected,
-                "received": self.received,
-                "lost": self.lost,
-                "duplicated": self.duplicates,
-                "out_of_order": self.out_of_order,
-                "unexpected": self.unexpected,
-                "non_probe_messages": self.non_probe,
-                "foreign_probes": self.foreign,
-                "per_second": self.deliveries_per_second(),
-                "self_echo": self.self_echo,
-                "self_echo_source": self.self_echo_source,
-            },
-            "delivery_latency_us": histogram_json(&self.delivery),
-            "warmup_delivery_latency_us": histogram_json(&self.delivery_warmup),
-            "completion_latency_us": histogram_json(&self.completion),
-            "incomplete_messages": self.incomplete,
-            "send_lag_us": histogram_json(&self.send_lag),
-            "server_protocol_errors": self.protocol_errors,
-            "resources": {
-                "wall_s": self.resources.wall_s,
-                "loadgen_cpu_s": self.resources.loadgen_cpu_s,
-                "server_cpu_s": self.resources.server_cpu_s,
-                "server_rss_max_bytes": self.resources.server_rss_max,
-            },
-            "warnings": self.warnings,
-        })
+    fn count(&self, name: &str) -> (u64, u64) {
+        let clients = u64::from(self.run.clients);
+        let expected = self.tally.expected;
+        match name {
+            "lost" => (self.tally.lost, expected),
+            "duplicated" => (self.tally.duplicated, expected),
+            "out_of_order" => (self.tally.out_of_order, expected),
+            "unexpected" => (self.tally.unexpected, expected),
+            "received" => (self.tally.received, expected),
+            "expected" => (expected, expected),
+            "not_sent" => (self.not_sent, self.scheduled),
+            "failed" => (self.failures.values().sum(), clients),
+            "disconnected" => (self.disconnects.values().sum(), clients),
+            _ => (0, 0),
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.deliveries_per_second()
     }
 }
 
@@ -484,111 +571,4 @@ fn merge_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, 
     for (key, count) in from {
         *into.entry(key.clone()).or_default() += count;
     }
-}
-
-fn reasons(counts: &BTreeMap<String, u64>) -> String {
-    if counts.is_empty() {
-        return String::new();
-    }
-    let parts: Vec<String> = counts
-        .iter()
-        .map(|(reason, count)| format!("{reason}: {count}"))
-        .collect();
-    format!(" ({})", parts.join(", "))
-}
-
-/// Formats a microsecond value with a unit that suits it.
-pub fn format_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us} µs")
-    } else if us < 1_000_000 {
-        format!("{:.2} ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2} s", us as f64 / 1e6)
-    }
-}
-
-fn percentiles(histogram: &Histogram<u64>, quantiles: &[f64], with_max: bool) -> String {
-    if histogram.is_empty() {
-        return "no samples".to_owned();
-    }
-    let mut parts: Vec<String> = quantiles
-        .iter()
-        .map(|&q| {
-            format!(
-                "p{} {}",
-                trim_quantile(q),
-                format_us(histogram.value_at_quantile(q))
-            )
-        })
-        .collect();
-    if with_max {
-        parts.push(format!("max {}", format_us(histogram.max())));
-    }
-    parts.join("  ")
-}
-
-fn trim_quantile(quantile: f64) -> String {
-    let text = format!("{}", quantile * 100.0);
-    text.trim_end_matches(".0").to_owned()
-}
-
-fn histogram_json(histogram: &Histogram<u64>) -> Value {
-    if histogram.is_empty() {
-        return json!({ "count": 0 });
-    }
-    json!({
-        "count": histogram.len(),
-        "min": histogram.min(),
-        "mean": histogram.mean(),
-        "p50": histogram.value_at_quantile(0.5),
-        "p90": histogram.value_at_quantile(0.9),
-        "p99": histogram.value_at_quantile(0.99),
-        "p99_9": histogram.value_at_quantile(0.999),
-        "max": histogram.max(),
-    })
-}
-
-/// HdrHistogram's standard percentile distribution output, values in milliseconds.
-pub fn hgrm(histogram: &Histogram<u64>) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:>12} {:>14} {:>10} {:>14}\n",
-        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
-    );
-    let mut total = 0u64;
-    for step in histogram.iter_quantiles(5) {
-        total += step.count_since_last_iteration();
-        let quantile = step.quantile_iterated_to();
-        let value_ms = step.value_iterated_to() as f64 / 1000.0;
-        if quantile < 1.0 {
-            let _ = writeln!(
-                out,
-                "{value_ms:>12.3} {quantile:>14.12} {total:>10} {:>14.2}",
-                1.0 / (1.0 - quantile)
-            );
-        } else {
-            let _ = writeln!(out, "{value_ms:>12.3} {quantile:>14.12} {total:>10}");
-        }
-    }
-    let _ = writeln!(
-        out,
-        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]",
-        histogram.mean() / 1000.0,
-        histogram.stdev() / 1000.0
-    );
-    let _ = writeln!(
-        out,
-        "#[Max     = {:>12.3}, Total count    = {:>12}]",
-        histogram.max() as f64 / 1000.0,
-        histogram.len()
-    );
-    let _ = writeln!(
-        out,
-        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
-        histogram.buckets(),
-        histogram.distinct_values()
-    );
-    out
 }

@@ -1,96 +1,36 @@
-//! One worker thread: a `mio::Poll` loop over its share of the clients. It connects them on
-//! the ramp, sends the probes its senders owe on the schedule, and records every delivery into
-//! its own histograms, so the hot path takes no lock; the main thread merges them at the end.
+//! The shell of one worker thread: a `mio::Poll` loop and a timerfd over its share of the
+//! clients. It owns the sockets and the clock; everything a client does with the bytes
+//! (handshake, frames, probes, accounting) is in the client core (`client.rs`). It connects the
+//! clients on the ramp, sends the probes its senders owe on the schedule, and keeps its own
+//! measurements, so the hot path takes no lock; the main thread merges them at the end.
 
-use std::collections::BTreeMap;
-use std::io::{self, Read};
-use std::net::{IpAddr, SocketAddr};
+use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use std::os::fd::AsRawFd;
-
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use protocol::close::CloseCode;
-use protocol::frame::OpCode;
-use protocol::handshake::client::ClientHandshake;
-use protocol::message::Event;
-use protocol::Status;
 use timerfd::{ClockId, SetTimeFlags, TimerFd, TimerState};
 
-use crate::client::{start_connect, Client, State};
-use crate::probe::{Probe, PROBE_HEADER_LEN};
+use crate::client::{Client, State, MAX_RESPONSE_HEAD};
+use crate::compression::Codec;
+use crate::measurements::{Judge, Measurements, ReceiverRecord};
+use crate::plan::{Plan, RunKind};
+use crate::probe::Probe;
 use crate::schedule::{Clock, Schedule};
+use crate::transport::{describe, start_connect, Stream};
 
 const READ_BUFFER_LEN: usize = 256 * 1024;
 /// The token of the worker's timer; client tokens are their index.
 const TIMER: Token = Token(usize::MAX);
 /// The loop wakes at least this often to check the stop flag and timeouts.
 const HOUSEKEEPING_NS: u64 = 10_000_000;
-/// Handshake responses longer than this are refused.
-const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
-/// A new histogram of microseconds, 3 significant figures, up to an hour.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
-}
-
-/// What kind of run this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunKind {
-    /// Senders broadcast; everyone measures.
-    Fanout,
-    /// Everyone sends; each measures its own echo.
-    Echo,
-    /// Connect and hold; nothing is sent.
-    Connect,
-}
-
-/// Everything a worker needs to know about the run; shared read-only.
-#[derive(Debug)]
-pub struct Plan {
-    /// The kind of run.
-    pub kind: RunKind,
-    /// Where to connect.
-    pub address: SocketAddr,
-    /// The `Host` header.
-    pub host_header: String,
-    /// The request target of each room.
-    pub room_targets: Vec<String>,
-    /// Extra request headers.
-    pub headers: Vec<(String, String)>,
-    /// Subprotocols to offer.
-    pub subprotocols: Vec<String>,
-    /// Sent by each client right after its handshake.
-    pub first_message: Option<String>,
-    /// Local addresses to connect from, in turn.
-    pub source_ips: Vec<IpAddr>,
-    /// Connections per second during the ramp, all workers together.
-    pub connect_rate: f64,
-    /// A connection not open after this long has failed.
-    pub connect_timeout_ns: u64,
-    /// Number of worker threads.
-    pub threads: usize,
-    /// Probe payload size.
-    pub payload: usize,
-    /// Binary frames instead of text.
-    pub binary: bool,
-    /// Newline-framed text over plain TCP instead of WebSocket.
-    pub raw: bool,
-    /// Identifies this run's probes.
-    pub run_id: u32,
-    /// Messages per second, all senders together.
-    pub rate: f64,
-    /// Number of senders.
-    pub senders: u32,
-    /// Seconds of warmup, then of measurement.
-    pub warmup_s: f64,
-    /// Seconds of measurement.
-    pub duration_s: f64,
-}
+pub use crate::measurements::new_histogram;
 
 /// Counters and signals shared between the workers and the main thread.
 #[derive(Debug)]
@@ -109,79 +49,22 @@ pub struct Shared {
     pub received: AtomicU64,
     /// Intended time of the first message; 0 until the main thread starts the run.
     pub start_ns: AtomicU64,
+    /// No message intended at or after this time is sent (set on SIGINT/SIGTERM).
+    pub halt_ns: AtomicU64,
     /// Set by the main thread when the run is over.
     pub stop: AtomicBool,
     /// Deliveries recorded since start, merged by each worker about once a second.
     pub progress: Mutex<Histogram<u64>>,
 }
 
-/// What a worker measured.
-#[derive(Debug)]
-pub struct WorkerResult {
-    /// Delivery latency in the measured window (µs).
-    pub delivery: Histogram<u64>,
-    /// Delivery latency during the warmup (µs).
-    pub delivery_warmup: Histogram<u64>,
-    /// Connect start to 101 received (µs).
-    pub handshake: Histogram<u64>,
-    /// How late each probe left compared to its intended time (µs).
-    pub send_lag: Histogram<u64>,
-    /// Per message number: unique deliveries seen by this worker's clients.
-    pub arrivals: Vec<u32>,
-    /// Per message number: the latest arrival at this worker's clients (ns).
-    pub last_arrival_ns: Vec<u64>,
-    /// Per sender index: messages it sent.
-    pub sent_by_sender: BTreeMap<u32, u64>,
-    /// Per room: clients open when sending started.
-    pub room_members_at_start: BTreeMap<u32, u64>,
-    /// Unique probe deliveries.
-    pub received: u64,
-    /// Deliveries of a (receiver, sender, sequence) already seen.
-    pub duplicates: u64,
-    /// Deliveries with a sequence lower than one already seen from the same sender.
-    pub out_of_order: u64,
-    /// Messages that were not probes (a welcome text, a join notice).
-    pub non_probe: u64,
-    /// Probes of another run, or in echo mode another client's.
-    pub foreign: u64,
-    /// Deliveries of a sender's own probes to itself.
-    pub self_deliveries: u64,
-    /// Failed connections, by reason.
-    pub failures: BTreeMap<String, u64>,
-    /// Close codes received from the server.
-    pub close_codes: BTreeMap<u16, u64>,
-    /// Rules the server broke (masked frames, bad UTF-8 ...), by rule.
-    pub protocol_errors: BTreeMap<String, u64>,
-    /// Open connections lost before the end (server closed, reset).
-    pub disconnects: BTreeMap<String, u64>,
-    /// Clients still open at the end.
-    pub open_at_end: u64,
-}
-
-impl WorkerResult {
-    fn new() -> Self {
-        WorkerResult {
-            delivery: new_histogram(),
-            delivery_warmup: new_histogram(),
-            handshake: new_histogram(),
-            send_lag: new_histogram(),
-            arrivals: Vec::new(),
-            last_arrival_ns: Vec::new(),
-            sent_by_sender: BTreeMap::new(),
-            room_members_at_start: BTreeMap::new(),
-            received: 0,
-            duplicates: 0,
-            out_of_order: 0,
-            non_probe: 0,
-            foreign: 0,
-            self_deliveries: 0,
-            failures: BTreeMap::new(),
-            close_codes: BTreeMap::new(),
-            protocol_errors: BTreeMap::new(),
-            disconnects: BTreeMap::new(),
-            open_at_end: 0,
-        }
-    }
+/// The shell's side of one client: its socket (and TLS session).
+#[derive(Debug, Default)]
+struct Connection {
+    stream: Option<Stream>,
+    /// When TCP connected (for the TLS handshake time).
+    tcp_connected_ns: u64,
+    /// Whether `WRITABLE` interest is registered (something is left to write).
+    writable_registered: bool,
 }
 
 /// One worker's loop state.
@@ -196,10 +79,12 @@ pub struct Worker {
     /// The instant the timer is armed for (0: not armed).
     timer_armed_ns: u64,
     clients: Vec<Client>,
+    connections: Vec<Connection>,
     senders: Vec<usize>,
     read_buffer: Vec<u8>,
-    result: WorkerResult,
-    progress: Histogram<u64>,
+    measurements: Measurements,
+    /// permessage-deflate state shared by this worker's clients.
+    codec: Codec,
     schedule: Option<Schedule>,
     next_to_connect: usize,
     ramp_start_ns: u64,
@@ -219,7 +104,7 @@ impl Worker {
         shared: Arc<Shared>,
         ids: Vec<u32>,
     ) -> io::Result<Self> {
-        let rooms = plan.room_targets.len() as u32;
+        let rooms = plan.rooms.max(1);
         let clients: Vec<Client> = ids
             .iter()
             .map(|&id| {
@@ -229,7 +114,7 @@ impl Worker {
                     RunKind::Connect => None,
                 };
                 let seed = (u64::from(plan.run_id) << 32) | u64::from(id);
-                Client::new(id, id % rooms, sender, seed)
+                Client::for_plan(&plan, id, id % rooms, sender, seed)
             })
             .collect();
         let senders = clients
@@ -242,19 +127,26 @@ impl Worker {
         let timer = TimerFd::new_custom(ClockId::Monotonic, true, true)?;
         poll.registry()
             .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
+        let tracked = if plan.kind.sends() {
+            ((plan.warmup_s + plan.duration_s) * plan.rate).floor() as usize
+        } else {
+            0
+        };
+        let plan_targets = plan.targets.len();
         Ok(Worker {
             index,
             poll,
             timer,
             timer_armed_ns: 0,
             ramp_start_ns: shared.clock.now_ns(),
+            connections: clients.iter().map(|_| Connection::default()).collect(),
             plan,
             shared,
             clients,
             senders,
             read_buffer: vec![0; READ_BUFFER_LEN + MAX_RESPONSE_HEAD],
-            result: WorkerResult::new(),
-            progress: new_histogram(),
+            measurements: Measurements::tracking(tracked, plan_targets),
+            codec: Codec::default(),
             schedule: None,
             next_to_connect: 0,
             next_timeout_check_ns: 0,
@@ -265,16 +157,9 @@ impl Worker {
     }
 
     /// Runs until the main thread says stop; returns what was measured.
-    pub fn run(mut self) -> WorkerResult {
+    pub fn run(mut self) -> Measurements {
         let mut events = Events::with_capacity(4096);
         let mut next_progress_ns = 0;
-        let tracked = if self.plan.kind == RunKind::Connect {
-            0
-        } else {
-            ((self.plan.warmup_s + self.plan.duration_s) * self.plan.rate).floor() as usize
-        };
-        self.result.arrivals = vec![0; tracked];
-        self.result.last_arrival_ns = vec![0; tracked];
         loop {
             let now = self.shared.clock.now_ns();
             if self.shared.stop.load(Ordering::Relaxed) {
@@ -366,7 +251,8 @@ impl Worker {
             let source = (!self.plan.source_ips.is_empty()).then(|| {
                 self.plan.source_ips[self.clients[index].id as usize % self.plan.source_ips.len()]
             });
-            match start_connect(self.plan.address, source) {
+            let address = self.plan.targets[self.clients[index].target].address;
+            match start_connect(address, source) {
                 Ok(mut socket) => {
                     if let Err(error) = self.poll.registry().register(
                         &mut socket,
@@ -376,10 +262,12 @@ impl Worker {
                         self.fail(index, format!("register: {error}"));
                         continue;
                     }
-                    let client = &mut self.clients[index];
-                    client.socket = Some(socket);
-                    client.writable_registered = true;
-                    client.state = State::Connecting { since_ns: now };
+                    self.connections[index] = Connection {
+                        stream: Some(Stream::new(socket)),
+                        tcp_connected_ns: 0,
+                        writable_registered: true,
+                    };
+                    self.clients[index].start_connecting(now);
                 }
                 Err(error) => self.fail(index, format!("connect: {}", describe(&error))),
             }
@@ -398,15 +286,12 @@ impl Worker {
         }
         self.next_timeout_check_ns = now + HOUSEKEEPING_NS;
         for index in 0..self.clients.len() {
-            let since = match self.clients[index].state {
-                State::Connecting { since_ns } | State::Handshaking { since_ns } => since_ns,
-                _ => continue,
-            };
-            if now.saturating_sub(since) > self.plan.connect_timeout_ns {
-                let stage = match self.clients[index].state {
-                    State::Connecting { .. } => "connect: timed out",
-                    _ => "handshake: timed out",
-                };
+            if let Some(stage) = self.clients[index].timed_out(&self.plan, now) {
+                let in_tls = self.connections[index]
+                    .stream
+                    .as_ref()
+                    .is_some_and(Stream::is_tls_handshaking);
+                let stage = if in_tls { "tls: timed out" } else { stage };
                 self.fail(index, stage.to_owned());
             }
         }
@@ -423,11 +308,6 @@ impl Worker {
         for client in &mut self.clients {
             if client.state == State::Open {
                 client.open_at_start = true;
-                *self
-                    .result
-                    .room_members_at_start
-                    .entry(client.room)
-                    .or_default() += 1;
             }
         }
     }
@@ -435,9 +315,10 @@ impl Worker {
     /// Sends every probe that is due; returns when the next one is due.
     fn send_due(&mut self, now: u64) -> Option<u64> {
         let schedule = self.schedule?;
-        if self.plan.kind == RunKind::Connect {
+        if !self.plan.kind.sends() {
             return None;
         }
+        let halt_ns = self.shared.halt_ns.load(Ordering::Relaxed);
         let mut next_due: Option<u64> = None;
         for position in 0..self.senders.len() {
             let index = self.senders[position];
@@ -453,6 +334,9 @@ impl Worker {
                     break;
                 }
                 let intended_ns = schedule.intended_ns(n);
+                if intended_ns >= halt_ns {
+                    break;
+                }
                 if intended_ns > now {
                     next_due = Some(next_due.map_or(intended_ns, |due| due.min(intended_ns)));
                     break;
@@ -463,16 +347,19 @@ impl Worker {
                     sequence: client.next_k,
                     intended_ns,
                 };
-                if self.plan.raw {
-                    client.queue_line(&probe, self.plan.payload);
-                } else {
-                    client.queue_probe(&probe, self.plan.payload, self.plan.binary);
-                }
+                let message_len = client.queue_probe(
+                    &probe,
+                    self.plan.payload,
+                    self.plan.binary,
+                    self.plan.raw,
+                    &mut self.codec,
+                );
+                self.measurements.payload_bytes_sent += message_len as u64;
                 client.next_k += 1;
                 queued = true;
                 let lag_us = now.saturating_sub(intended_ns) / 1000;
-                self.result.send_lag.saturating_record(lag_us.max(1));
-                *self.result.sent_by_sender.entry(sender).or_default() += 1;
+                self.measurements.send_lag.saturating_record(lag_us.max(1));
+                *self.measurements.sent_by_sender.entry(sender).or_default() += 1;
                 self.sent += 1;
             }
             if queued {
@@ -490,96 +377,123 @@ impl Worker {
             .fetch_add(self.sent - self.published_sent, Ordering::Relaxed);
         self.published_sent = self.sent;
         self.shared.received.fetch_add(
-            self.result.received - self.published_received,
+            self.measurements.received - self.published_received,
             Ordering::Relaxed,
         );
-        self.published_received = self.result.received;
-        if !self.progress.is_empty() {
+        self.published_received = self.measurements.received;
+        if !self.measurements.progress.is_empty() {
             if let Ok(mut shared) = self.shared.progress.lock() {
-                let _ = shared.add(&self.progress);
+                let _ = shared.add(&self.measurements.progress);
             }
-            self.progress.reset();
+            self.measurements.progress.reset();
         }
     }
 
     fn on_writable(&mut self, index: usize) {
-        let client = &mut self.clients[index];
-        match client.state {
-            State::Connecting { since_ns } => {
-                let Some(socket) = client.socket.as_ref() else {
-                    return;
-                };
-                match socket.take_error() {
-                    Ok(Some(error)) | Err(error) => {
-                        self.fail(index, format!("connect: {}", describe(&error)));
-                        return;
-                    }
-                    Ok(None) => {}
+        if let State::Connecting { .. } = self.clients[index].state {
+            let Some(stream) = self.connections[index].stream.as_mut() else {
+                return;
+            };
+            if stream.tls.is_some() {
+                // The TLS handshake is under way: send what it has to say.
+                if let Err(error) = stream.flush_tls() {
+                    self.fail(index, format!("tls: {}", describe(&error)));
                 }
-                match socket.peer_addr() {
-                    Ok(_) => {}
-                    Err(error) if error.kind() == io::ErrorKind::NotConnected => return,
-                    Err(error) => {
-                        self.fail(index, format!("connect: {}", describe(&error)));
-                        return;
-                    }
-                }
-                if self.plan.raw {
-                    // No handshake: the connection is open once TCP is.
-                    let now = self.shared.clock.now_ns();
-                    self.result
-                        .handshake
-                        .saturating_record((now.saturating_sub(since_ns) / 1000).max(1));
-                    self.shared.connected.fetch_add(1, Ordering::Relaxed);
-                    client.state = State::Open;
-                    self.flush(index);
-                    return;
-                }
-                let target = &self.plan.room_targets[client.room as usize];
-                let protocols: Vec<&str> =
-                    self.plan.subprotocols.iter().map(String::as_str).collect();
-                let headers: Vec<(&str, &str)> = self
-                    .plan
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                let handshake = ClientHandshake {
-                    host: &self.plan.host_header,
-                    target,
-                    key: client.key,
-                    protocols: &protocols,
-                    extra_headers: &headers,
-                };
-                client.queue_handshake(&handshake);
-                client.state = State::Handshaking { since_ns };
-                self.flush(index);
+                return;
             }
-            _ => self.flush(index),
+            let socket = &stream.socket;
+            match socket.take_error() {
+                Ok(Some(error)) | Err(error) => {
+                    self.fail(index, format!("connect: {}", describe(&error)));
+                    return;
+                }
+                Ok(None) => {}
+            }
+            match socket.peer_addr() {
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotConnected => return,
+                Err(error) => {
+                    self.fail(index, format!("connect: {}", describe(&error)));
+                    return;
+                }
+            }
+            let now = self.shared.clock.now_ns();
+            let target = &self.plan.targets[self.clients[index].target];
+            if let (Some(config), Some(name)) = (&self.plan.tls, &target.server_name) {
+                self.connections[index].tcp_connected_ns = now;
+                let stream = self.connections[index].stream.as_mut().expect("checked");
+                let started = stream
+                    .start_tls(config.clone(), name.clone())
+                    .and_then(|()| stream.flush_tls());
+                if let Err(error) = started {
+                    self.fail(index, format!("tls: {}", describe(&error)));
+                }
+                return;
+            }
+            self.open_transport(index, now);
+            return;
         }
+        self.flush(index);
     }
 
+    /// The transport (TCP, and TLS if any) is up: the client starts its handshake.
+    fn open_transport(&mut self, index: usize, now: u64) {
+        let client = &mut self.clients[index];
+        client.handle_connected(&self.plan, now, &mut self.measurements);
+        if client.state == State::Open {
+            self.shared.connected.fetch_add(1, Ordering::Relaxed);
+        }
+        self.flush(index);
+    }
+
+    /// Writes what the client queued; keeps `WRITABLE` interest only while some is left.
     fn flush(&mut self, index: usize) {
         let client = &mut self.clients[index];
-        match client.flush() {
-            Ok(all_written) => {
-                let want_writable = !all_written;
-                if want_writable != client.writable_registered {
-                    if let Some(socket) = client.socket.as_mut() {
-                        let interest = if want_writable {
-                            Interest::READABLE | Interest::WRITABLE
-                        } else {
-                            Interest::READABLE
-                        };
-                        let _ = self
-                            .poll
-                            .registry()
-                            .reregister(socket, Token(index), interest);
-                    }
-                    client.writable_registered = want_writable;
+        let connection = &mut self.connections[index];
+        let Some(stream) = connection.stream.as_mut() else {
+            let len = client.outgoing().len();
+            client.consume_outgoing(len);
+            return;
+        };
+        let mut written = 0;
+        let outgoing = client.outgoing();
+        let mut failure = None;
+        while written < outgoing.len() {
+            match stream.write(&outgoing[written..]) {
+                Ok(0) => break,
+                Ok(count) => written += count,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
                 }
             }
-            Err(error) => self.lose(index, format!("write: {}", describe(&error))),
+        }
+        client.consume_outgoing(written);
+        self.measurements.wire_bytes_sent += written as u64;
+        let tls_flushed = match stream.flush_tls() {
+            Ok(all) => all,
+            Err(error) => {
+                failure.get_or_insert(error);
+                false
+            }
+        };
+        if let Some(error) = failure {
+            self.lose(index, format!("write: {}", describe(&error)));
+            return;
+        }
+        let want_writable = !client.outgoing().is_empty() || !tls_flushed;
+        if want_writable != connection.writable_registered {
+            let interest = if want_writable {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let _ = self
+                .poll
+                .registry()
+                .reregister(&mut stream.socket, Token(index), interest);
+            connection.writable_registered = want_writable;
         }
     }
 
@@ -587,30 +501,30 @@ impl Worker {
     /// `on_readable` for why that is safe, and why not when the peer closed its side).
     fn on_readable(&mut self, index: usize, may_stop_short: bool) {
         loop {
-            let client = &mut self.clients[index];
-            if matches!(
-                client.state,
-                State::Waiting | State::Closed | State::Connecting { .. }
-            ) {
-                if !matches!(client.state, State::Connecting { .. }) {
-                    return;
-                }
-                // A refused connect shows up as readable with an error.
-                if let Some(Ok(Some(error)) | Err(error)) =
-                    client.socket.as_ref().map(|socket| socket.take_error())
-                {
-                    self.fail(index, format!("connect: {}", describe(&error)));
-                }
-                return;
-            }
-            let Some(socket) = client.socket.as_mut() else {
+            let state = self.clients[index].state;
+            let Some(stream) = self.connections[index].stream.as_mut() else {
                 return;
             };
-            let kept = client.pending.len();
-            self.read_buffer[..kept].copy_from_slice(&client.pending);
-            match socket.read(&mut self.read_buffer[kept..]) {
+            match state {
+                State::Waiting | State::Closed => return,
+                State::Connecting { .. } if stream.tls.is_none() => {
+                    // A refused connect shows up as readable with an error.
+                    if let Ok(Some(error)) | Err(error) = stream.socket.take_error() {
+                        self.fail(index, format!("connect: {}", describe(&error)));
+                    }
+                    return;
+                }
+                State::Connecting { .. } => {
+                    self.continue_tls_handshake(index);
+                    return;
+                }
+                State::Handshaking { .. } | State::Open => {}
+            }
+            // Read after the room the kept bytes need; they go in front once something came.
+            let kept = self.clients[index].pending_len();
+            match stream.read(&mut self.read_buffer[kept..]) {
                 Ok(0) => {
-                    let reason = if matches!(client.state, State::Handshaking { .. }) {
+                    let reason = if matches!(state, State::Handshaking { .. }) {
                         "handshake: server closed the connection"
                     } else {
                         "server closed the tcp connection"
@@ -619,14 +533,26 @@ impl Worker {
                     return;
                 }
                 Ok(read) => {
+                    self.measurements.wire_bytes_received += read as u64;
+                    self.clients[index].take_pending(&mut self.read_buffer[..kept]);
                     let now = self.shared.clock.now_ns();
-                    let short = kept + read < self.read_buffer.len();
-                    self.on_bytes(index, kept + read, now);
-                    if may_stop_short && short {
+                    let len = kept + read;
+                    let short = len < self.read_buffer.len();
+                    if !self.on_bytes(index, len, now) || (may_stop_short && short) {
                         return;
                     }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // TLS may have records to answer (key updates, alerts).
+                    let flushed = self.connections[index]
+                        .stream
+                        .as_mut()
+                        .map(Stream::flush_tls);
+                    if let Some(Err(error)) = flushed {
+                        self.lose(index, format!("write: {}", describe(&error)));
+                    }
+                    return;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
                     self.lose(index, format!("read: {}", describe(&error)));
@@ -636,180 +562,81 @@ impl Worker {
         }
     }
 
-    fn on_bytes(&mut self, index: usize, len: usize, now: u64) {
-        let mut start = 0;
-        if let State::Handshaking { since_ns } = self.clients[index].state {
-            let client = &self.clients[index];
-            let protocols: Vec<&str> = self.plan.subprotocols.iter().map(String::as_str).collect();
-            let handshake = ClientHandshake {
-                host: &self.plan.host_header,
-                target: "",
-                key: client.key,
-                protocols: &protocols,
-                extra_headers: &[],
-            };
-            match handshake.read_response(&self.read_buffer[..len]) {
-                Ok(Status::Partial) => {
-                    if len > MAX_RESPONSE_HEAD {
-                        self.fail(index, "handshake: response head too large".to_owned());
-                    } else {
-                        let client = &mut self.clients[index];
-                        client.pending.clear();
-                        client.pending.extend_from_slice(&self.read_buffer[..len]);
-                    }
-                    return;
-                }
-                Ok(Status::Complete(accepted)) => start = accepted.head_len,
-                Err(error) => {
-                    let reason = match error {
-                        protocol::Error::UnexpectedStatus(status) => {
-                            format!("handshake: HTTP {status}")
-                        }
-                        other => format!("handshake: {other}"),
-                    };
-                    self.fail(index, reason);
-                    return;
-                }
-            }
-            let latency_us = now.saturating_sub(since_ns) / 1000;
-            self.result.handshake.saturating_record(latency_us.max(1));
-            self.shared.connected.fetch_add(1, Ordering::Relaxed);
-            let client = &mut self.clients[index];
-            client.state = State::Open;
-            if let Some(text) = &self.plan.first_message {
-                client.queue_frame(OpCode::Text, text.as_bytes());
-                self.flush(index);
-            }
-        }
-        self.on_frames(index, start, len, now);
-    }
-
-    /// Raw mode: every complete line is one message; a cut line waits for the next read.
-    fn on_lines(&mut self, index: usize, len: usize, now: u64) {
-        let expect = self.expectations();
-        let client = &mut self.clients[index];
-        let mut start = 0;
-        while let Some(end) = self.read_buffer[start..len]
-            .iter()
-            .position(|&b| b == b'\n')
-        {
-            record(
-                &mut self.result,
-                &mut self.progress,
-                &mut client.highest,
-                client.sender,
-                &self.read_buffer[start..start + end],
-                now,
-                expect,
-            );
-            start += end + 1;
-        }
-        client.pending.clear();
-        client
-            .pending
-            .extend_from_slice(&self.read_buffer[start..len]);
-        if client.pending.len() > 1 << 20 {
-            self.lose(index, "a line longer than 1 MiB".to_owned());
-        }
-    }
-
-    fn on_frames(&mut self, index: usize, mut start: usize, len: usize, now: u64) {
-        if self.plan.raw {
-            self.on_lines(index, len, now);
+    /// Feeds the TLS handshake what arrived; when it completes, the WebSocket handshake starts.
+    fn continue_tls_handshake(&mut self, index: usize) {
+        let Some(stream) = self.connections[index].stream.as_mut() else {
+            return;
+        };
+        let result = match stream.read(&mut self.read_buffer) {
+            Ok(0) => Err("tls: server closed the connection".to_owned()),
+            Ok(_) => Err("tls: data before the handshake finished".to_owned()),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(error) => Err(format!(
+                "tls: {}",
+                describe(&error).trim_start_matches("tls: ")
+            )),
+        };
+        let result = result.and_then(|()| {
+            stream
+                .flush_tls()
+                .map_err(|error| format!("tls: {}", describe(&error)))
+        });
+        if let Err(reason) = result {
+            self.fail(index, reason);
             return;
         }
-        let expect = self.expectations();
-        loop {
-            let client = &mut self.clients[index];
-            let Client {
-                decoder,
-                pending,
-                highest,
-                sender: own_sender,
-                ..
-            } = client;
-            let decoded = decoder.decode(&mut self.read_buffer[start..len]);
-            let mut reply: Option<(OpCode, Vec<u8>)> = None;
-            let mut closed_with: Option<u16> = None;
-            match decoded {
-                Ok((consumed, event)) => {
-                    start += consumed;
-                    let Some(event) = event else {
-                        pending.clear();
-                        pending.extend_from_slice(&self.read_buffer[start..len]);
-                        if pending.is_empty() && pending.capacity() > 4096 {
-                            *pending = Vec::new();
-                        }
-                        return;
-                    };
-                    match event {
-                        Event::Text(_) | Event::Binary(_) => record(
-                            &mut self.result,
-                            &mut self.progress,
-                            highest,
-                            *own_sender,
-                            event.data().expect("text and binary events carry data"),
-                            now,
-                            expect,
-                        ),
-                        Event::Ping(payload) => reply = Some((OpCode::Pong, payload.to_vec())),
-                        Event::Pong(_) => {}
-                        Event::Close(close) => {
-                            closed_with = Some(close.code.map_or(1005, |code| code.0));
-                        }
-                    }
-                }
-                Err(error) => {
-                    *self
-                        .result
-                        .protocol_errors
-                        .entry(error.to_string())
-                        .or_default() += 1;
-                    let code = error.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR);
-                    self.clients[index].queue_close(code);
-                    self.flush(index);
-                    self.lose(index, format!("server broke a rule: {error}"));
-                    return;
-                }
-            }
-            if let Some((opcode, payload)) = reply {
-                self.clients[index].queue_frame(opcode, &payload);
-                self.flush(index);
-            }
-            if let Some(code) = closed_with {
-                *self.result.close_codes.entry(code).or_default() += 1;
-                let reply_code = if code == 1005 {
-                    CloseCode::NORMAL
-                } else {
-                    CloseCode(code)
-                };
-                self.clients[index].queue_close(reply_code);
-                self.flush(index);
-                self.lose(index, format!("closed by server with {code}"));
-                return;
+        if !stream.is_tls_handshaking() {
+            let now = self.shared.clock.now_ns();
+            let took_us =
+                (now.saturating_sub(self.connections[index].tcp_connected_ns) / 1000).max(1);
+            self.measurements.tls_handshake.saturating_record(took_us);
+            self.open_transport(index, now);
+        }
+    }
+
+    /// Hands `len` bytes of the read buffer to the client; returns whether it is still there.
+    fn on_bytes(&mut self, index: usize, len: usize, now: u64) -> bool {
+        let judge = self.judge();
+        let client = &mut self.clients[index];
+        let was_handshaking = matches!(client.state, State::Handshaking { .. });
+        let result = client.handle_input(
+            &mut self.read_buffer[..len],
+            now,
+            &self.plan,
+            &judge,
+            &mut self.measurements,
+            &mut self.codec,
+        );
+        if was_handshaking && client.state == State::Open {
+            self.shared.connected.fetch_add(1, Ordering::Relaxed);
+        }
+        self.flush(index);
+        match result {
+            Ok(()) => true,
+            Err(ending) => {
+                self.lose(index, ending.reason);
+                false
             }
         }
     }
 
     /// What deliveries are judged against right now.
-    fn expectations(&self) -> Expectations {
-        Expectations {
+    fn judge(&self) -> Judge {
+        Judge {
             schedule: self.schedule,
             echo: self.plan.kind == RunKind::Echo,
             run_id: self.plan.run_id,
-            senders: self.plan.senders as usize,
+            rooms: self.plan.rooms,
+            expect_self: self.plan.expect_self,
         }
     }
 
     /// Marks a client closed and lets go of its socket and buffers.
     fn close_client(&mut self, index: usize) {
-        let client = &mut self.clients[index];
-        client.state = State::Closed;
-        if let Some(mut socket) = client.socket.take() {
-            let _ = self.poll.registry().deregister(&mut socket);
+        self.clients[index].close();
+        if let Some(mut stream) = self.connections[index].stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream.socket);
         }
-        client.pending = Vec::new();
-        client.outgoing = Vec::new();
     }
 
     /// A client that never opened.
@@ -818,7 +645,11 @@ impl Worker {
             return;
         }
         self.close_client(index);
-        *self.result.failures.entry(reason).or_default() += 1;
+        let target = self.clients[index].target;
+        if let Some(per_target) = self.measurements.per_target.get_mut(target) {
+            per_target.failed += 1;
+        }
+        *self.measurements.failures.entry(reason).or_default() += 1;
         self.shared.failed.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -830,107 +661,39 @@ impl Worker {
         }
         self.close_client(index);
         if !self.shared.stop.load(Ordering::Relaxed) {
-            *self.result.disconnects.entry(reason).or_default() += 1;
+            let target = self.clients[index].target;
+            if let Some(per_target) = self.measurements.per_target.get_mut(target) {
+                per_target.disconnected += 1;
+            }
+            *self.measurements.disconnects.entry(reason).or_default() += 1;
             self.shared.disconnected.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn finish(mut self) -> WorkerResult {
+    fn finish(mut self) -> Measurements {
         self.publish_progress();
         for index in 0..self.clients.len() {
             if self.clients[index].state == State::Open {
-                self.result.open_at_end += 1;
+                self.measurements.open_at_end += 1;
                 if !self.plan.raw {
                     self.clients[index].queue_close(CloseCode::NORMAL);
                     self.flush(index);
                 }
             }
         }
-        self.result
-    }
-}
-
-/// What a delivery is judged against: the schedule (once sending started) and this run's id.
-#[derive(Debug, Clone, Copy)]
-struct Expectations {
-    schedule: Option<Schedule>,
-    echo: bool,
-    run_id: u32,
-    senders: usize,
-}
-
-/// Records one delivered message: latency, accounting, completion.
-fn record(
-    result: &mut WorkerResult,
-    progress: &mut Histogram<u64>,
-    highest: &mut Vec<u32>,
-    own_sender: Option<u32>,
-    message: &[u8],
-    now: u64,
-    expect: Expectations,
-) {
-    let Expectations {
-        schedule,
-        echo,
-        run_id,
-        senders,
-    } = expect;
-    let Some(probe) = Probe::read(message) else {
-        result.non_probe += 1;
-        return;
-    };
-    let Some(schedule) = schedule else {
-        result.foreign += 1;
-        return;
-    };
-    if probe.run != run_id
-        || (echo && own_sender != Some(probe.sender))
-        || message.len() < PROBE_HEADER_LEN
-    {
-        result.foreign += 1;
-        return;
-    }
-    if own_sender == Some(probe.sender) {
-        result.self_deliveries += 1;
-    }
-    // Duplicate and order checks, per (receiver, sender).
-    let slot = if echo { 0 } else { probe.sender as usize };
-    if highest.len() <= slot {
-        highest.resize(if echo { 1 } else { senders.max(slot + 1) }, 0);
-    }
-    let seen = highest[slot];
-    let this = probe.sequence as u32 + 1;
-    if this == seen {
-        result.duplicates += 1;
-        return;
-    }
-    if this < seen {
-        result.out_of_order += 1;
-    } else {
-        highest[slot] = this;
-    }
-    let latency_us = (now.saturating_sub(probe.intended_ns) / 1000).max(1);
-    let n = schedule.message_number(probe.sender, probe.sequence);
-    if schedule.is_warmup(n) {
-        result.delivery_warmup.saturating_record(latency_us);
-    } else {
-        result.delivery.saturating_record(latency_us);
-        progress.saturating_record(latency_us);
-    }
-    result.received += 1;
-    if let Some(count) = result.arrivals.get_mut(n as usize) {
-        *count += 1;
-        let last = &mut result.last_arrival_ns[n as usize];
-        *last = (*last).max(now);
-    }
-}
-
-fn describe(error: &io::Error) -> String {
-    match error.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-        io::ErrorKind::ConnectionReset => "connection reset".to_owned(),
-        io::ErrorKind::TimedOut => "timed out".to_owned(),
-        io::ErrorKind::AddrNotAvailable => "no local port or address available".to_owned(),
-        _ => error.to_string(),
+        let mut measurements = self.measurements;
+        measurements.receivers = self
+            .clients
+            .into_iter()
+            .map(|client| ReceiverRecord {
+                client: client.id,
+                room: client.room,
+                target: client.target,
+                own_sender: client.sender,
+                owed: client.open_at_start,
+                book: client.book,
+            })
+            .collect();
+        measurements
     }
 }

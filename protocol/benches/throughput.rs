@@ -2,7 +2,7 @@
 //! buffer, decoding 64-byte and 64-KiB frames, parsing handshakes, and permessage-deflate's
 //! compress and inflate of ~300-byte and ~2-KB JSON chat messages.
 //!
-//! `cargo bench -p protocol` prints one line per figure. A plain `Instant` harness: each figure
+//! `cargo bench -p fanout-websocket` (`make bench-protocol`) prints one line per figure. A plain `Instant` harness: each figure
 //! is the best of several timed rounds, each round long enough (about 0.2 s) to swamp timer
 //! noise.
 

@@ -23,6 +23,8 @@ pub enum Error {
     InvalidStatusLine,
     /// A header line has no colon, an empty or non-token name, or a control character (400).
     InvalidHeader,
+    /// A line of the head ends in a bare LF instead of CRLF (RFC 9112 §2.2) (400).
+    BareLineFeed,
     /// The request method is not `GET` (§4.2.1 item 1) (405).
     MethodNotGet,
     /// The request is not HTTP/1.1 or later (§4.2.1 item 1) (400).
@@ -131,6 +133,7 @@ impl Error {
             HeadTooLarge | TooManyHeaders => Some(431),
             InvalidRequestLine
             | InvalidHeader
+            | BareLineFeed
             | UnsupportedHttpVersion
             | MissingHost
             | MissingUpgradeWebSocket
@@ -152,6 +155,7 @@ impl fmt::Display for Error {
             InvalidRequestLine => f.write_str("invalid http request line"),
             InvalidStatusLine => f.write_str("invalid http status line"),
             InvalidHeader => f.write_str("invalid http header line"),
+            BareLineFeed => f.write_str("a line of the http head ends in a bare LF, not CRLF"),
             MethodNotGet => f.write_str("websocket handshake method is not GET"),
             UnsupportedHttpVersion => f.write_str("websocket handshake needs HTTP/1.1"),
             MissingHost => f.write_str("missing Host header"),

@@ -15,6 +15,36 @@
 //! |                               |Masking-key, if MASK set to 1  |
 //! +-------------------------------+-------------------------------+
 //! ```
+//!
+//! Encoding, as each role sends (RFC 6455 §5.7's examples):
+//!
+//! ```
+//! use protocol::frame::{encode_frame, encode_header, OpCode, MAX_HEADER_LEN};
+//!
+//! // A server's frames are not masked: the same bytes can go to every receiver.
+//! let mut wire = Vec::new();
+//! encode_frame(&mut wire, true, OpCode::Text, b"Hello", None);
+//! assert_eq!(wire, [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+//!
+//! // A client masks every frame with a key it draws at random for each frame (§5.3).
+//! wire.clear();
+//! encode_frame(&mut wire, true, OpCode::Text, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]));
+//! assert_eq!(wire, [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+//!
+//! // A fragmented message: FIN only on the last fragment, continuations after the first.
+//! wire.clear();
+//! encode_frame(&mut wire, false, OpCode::Text, b"Hel", None);
+//! encode_frame(&mut wire, true, OpCode::Continuation, b"lo", None);
+//! assert_eq!(wire, [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
+//!
+//! // Only the header, for a payload that is written from elsewhere (e.g. `write_vectored`).
+//! let mut header = [0u8; MAX_HEADER_LEN];
+//! let len = encode_header(&mut header, true, OpCode::Binary, 65536, None);
+//! assert_eq!(header[..len], [0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]);
+//! ```
+//!
+//! A message compressed with permessage-deflate carries RSV1 on its first frame:
+//! [`encode_compressed_frame`], or [`Deflater::encode_frame`](crate::deflate::Deflater::encode_frame).
 
 use crate::{mask, Error, Status};
 

@@ -237,7 +237,17 @@ fn check_method_prefix(buf: &[u8]) -> Result<(), Error> {
 /// Finds the blank line that ends the head. Returns the head without it and the length with it.
 fn find_head(buf: &[u8], limits: Limits) -> Result<Option<(&[u8], usize)>, Error> {
     let searched = &buf[..buf.len().min(limits.max_head_len)];
-    match searched.windows(4).position(|window| window == b"\r\n\r\n") {
+    let end = searched.windows(4).position(|window| window == b"\r\n\r\n");
+    // A bare LF would make us wait for a CRLF CRLF that never comes: refuse it at once.
+    let checked = end.map_or(searched, |end| &searched[..end + 4]);
+    let bare_lf = checked
+        .iter()
+        .enumerate()
+        .any(|(index, &byte)| byte == b'\n' && (index == 0 || checked[index - 1] != b'\r'));
+    if bare_lf {
+        return Err(Error::BareLineFeed);
+    }
+    match end {
         Some(end) => Ok(Some((&buf[..end + 2], end + 4))),
         None if buf.len() >= limits.max_head_len => Err(Error::HeadTooLarge),
         None => Ok(None),
@@ -395,10 +405,10 @@ mod tests {
                 Error::InvalidHeader,
             ),
             (b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", Error::InvalidHeader),
-            (
-                b"GET / HTTP/1.1\r\nX: a\nY: b\r\n\r\n",
-                Error::InvalidHeader,
-            ),
+            (b"GET / HTTP/1.1\r\nX: a\nY: b\r\n\r\n", Error::BareLineFeed),
+            // Refused at once, not left waiting for a CRLF CRLF that never comes.
+            (b"GET / HTTP/1.1\nHost: a\n\n", Error::BareLineFeed),
+            (b"GET / HTTP/1.1\nHost: a\n", Error::BareLineFeed),
         ];
         for (input, error) in cases {
             assert_eq!(

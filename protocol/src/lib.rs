@@ -56,6 +56,11 @@ pub mod utf8;
 
 pub use error::Error;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The outcome of parsing input that may be incomplete.
 ///
 /// Running out of input is not an error: it is [`Status::Partial`], and the caller calls again

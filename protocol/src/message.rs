@@ -18,7 +18,7 @@
 //!   first frame has RSV1 is not inflated here: [`Decoder::decode_incoming`] hands back its
 //!   compressed payload ([`Incoming::Compressed`]), lent from the input when it came whole in
 //!   one frame and assembled otherwise, and the caller inflates it with the
-//!   [`Inflater`](crate::deflate::Inflater) it owns ([`CompressedMessage::inflate`]). The
+//!   [`Inflater`] it owns ([`CompressedMessage::inflate`]). The
 //!   decoder keeps no compression state: one inflater serves a whole event loop.
 //!
 //! The caller's loop: call [`Decoder::decode`] (or [`Decoder::decode_incoming`]) on the
@@ -1102,5 +1102,13 @@ mod tests {
             decode_all_inflating(&mut deflate_decoder(), &mut inflater, &wire, 64),
             [Owned::Error(Error::InvalidUtf8)]
         );
+    }
+
+    #[test]
+    fn the_decoder_fits_in_16_bytes_with_the_extension_flag() {
+        // One per connection: permessage-deflate adds a flag, not compression state, and the
+        // size limit is a u32.
+        assert!(std::mem::size_of::<Decoder>() <= 16);
+        assert!(deflate_decoder().is_idle());
     }
 }

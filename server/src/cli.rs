@@ -194,6 +194,25 @@ pub struct Args {
     )]
     pub compression_threshold: usize,
 
+    /// Messages each room remembers and sends to a member who joins, before live traffic (0:
+    /// none). The frames themselves are kept, shared, not copied. An empty room keeps its
+    /// history for 10 minutes, so a reader who reconnects finds what was said meanwhile.
+    #[arg(long, env = "FANOUT_HISTORY", default_value_t = 0, value_name = "N")]
+    pub history: usize,
+
+    /// Bytes of history per room, at most (oldest messages go first).
+    #[arg(long, env = "FANOUT_HISTORY_BYTES", default_value_t = 1 << 20, value_name = "BYTES", value_parser = parse_size)]
+    pub history_bytes: usize,
+
+    /// Bytes of history over all rooms, at most.
+    #[arg(long, env = "FANOUT_HISTORY_TOTAL_BYTES", default_value_t = 64 << 20, value_name = "BYTES", value_parser = parse_size)]
+    pub history_total_bytes: usize,
+
+    /// Send join and leave notices to the room, as JSON text:
+    /// {"type":"presence","event":"join","room":"/r","members":3}.
+    #[arg(long, env = "FANOUT_PRESENCE")]
+    pub presence: bool,
+
     /// Serve `https://` and `wss://` only, with this certificate chain (PEM). Reloaded with the
     /// key on SIGHUP, without dropping connections.
     #[arg(
@@ -296,6 +315,12 @@ impl Args {
             max_assembly_bytes: self.max_assembly_bytes,
             compression: self.compression == Switch::On,
             compression_threshold: self.compression_threshold,
+            history: crate::core::HistoryLimits {
+                messages: self.history,
+                bytes_per_room: self.history_bytes,
+                total_bytes: self.history_total_bytes,
+            },
+            presence: self.presence,
         }
     }
 }

@@ -433,3 +433,81 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
     panic!("timed out waiting until {what}");
 }
+
+impl Server {
+    /// Starts `command` with exactly `args` (no `--listen` is added: the caller names the
+    /// address) and `environment` on top of `RUST_LOG=info`, and waits until it listens.
+    /// Returns the server and every log line up to and including the `listening on` line, for
+    /// tests that look at what is said at start-up.
+    pub fn start_logged(
+        mut command: Command,
+        args: &[&str],
+        environment: &[(&str, &str)],
+    ) -> (Server, Vec<String>) {
+        command
+            .args(args)
+            .env("RUST_LOG", "info")
+            .envs(environment.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("server starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, log) = mpsc::channel();
+        let mut server = Server {
+            child,
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
+            log,
+        };
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut start_up = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while let Ok(line) = server
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let address = line
+                .split("listening on ws://")
+                .nth(1)
+                .map(|rest| rest.split('/').next().unwrap().parse().unwrap());
+            start_up.push(line);
+            if let Some(address) = address {
+                server.address = address;
+                return (server, start_up);
+            }
+        }
+        panic!("the server did not log its address; it said {start_up:?}");
+    }
+
+    /// The log lines that arrive within `timeout` (or until one contains `until`).
+    pub fn log_lines_until(&self, until: &str, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let done = line.contains(until);
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    }
+}
+
+/// A loopback port that was free a moment ago (bound to port 0, then released), for options
+/// whose port cannot be learnt from the server afterwards.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,63 +1,13 @@
 //! Proof that `loadgen` tells the truth: against servers whose faults are known exactly, it
 //! must report exactly those faults.
 
+mod loadgen_support;
+
 use std::net::TcpListener;
-use std::process::{Command, Output};
 
-use integration_tests::{binary, Server};
+use integration_tests::Server;
+use loadgen_support::{fake, loadgen, number, stderr, url};
 use serde_json::Value;
-
-/// Runs `loadgen` with `args` plus `--json`, `--quiet`; returns the process output and the
-/// parsed JSON (Null when none was written).
-fn loadgen(args: &[&str]) -> (Output, Value) {
-    let dir = std::env::temp_dir().join(format!(
-        "loadgen-test-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json_path = dir.join("report.json");
-    let output = Command::new(binary("loadgen"))
-        .args(args)
-        .args(["--quiet", "--json", json_path.to_str().unwrap()])
-        .output()
-        .expect("loadgen runs");
-    let json = std::fs::read_to_string(&json_path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or(Value::Null);
-    let _ = std::fs::remove_dir_all(&dir);
-    (output, json)
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-fn fake(args: &[&str]) -> Server {
-    Server::start_with(Command::new(binary("fake_server")), args)
-}
-
-fn url(server: &Server) -> String {
-    format!("ws://{}/", server.address)
-}
-
-fn number(json: &Value, path: &[&str]) -> u64 {
-    let mut value = json;
-    for key in path {
-        value = &value[*key];
-    }
-    value
-        .as_u64()
-        .unwrap_or_else(|| panic!("{path:?} missing in {json:#}"))
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 #[test]
 fn a_server_that_delays_every_broadcast_by_20ms_is_reported_at_20_to_25ms_and_never_below() {
@@ -327,10 +277,19 @@ fn a_server_that_closes_mid_run_is_counted_and_the_run_still_reports() {
 #[test]
 fn bad_command_lines_get_a_message_and_exit_2() {
     for (args, says) in [
-        (vec!["fanout", "--url", "wss://127.0.0.1:1/"], "TLS"),
+        (
+            vec![
+                "fanout",
+                "--url",
+                "wss://127.0.0.1:1/",
+                "--ca-file",
+                "/nonexistent/ca.pem",
+            ],
+            "--ca-file",
+        ),
         (
             vec!["fanout", "--url", "http://127.0.0.1:1/"],
-            "not a ws:// URL",
+            "not a ws:// or wss:// URL",
         ),
         (
             vec!["fanout", "--url", "ws://127.0.0.1:1/", "--payload", "10"],

@@ -67,6 +67,17 @@ impl DeflateOffer {
         DeflateOffer::default()
     }
 
+    /// `permessage-deflate; client_no_context_takeover; client_max_window_bits`: the browser's
+    /// offer plus what this crate's [`Deflater`](super::Deflater) does anyway (every message on
+    /// its own), said out loud so that a server can serve every such client with one inflater.
+    /// Some servers accept only offers that say it (Autobahn's cases 13.2, 13.5 and 13.6).
+    pub fn without_client_context_takeover() -> Self {
+        DeflateOffer {
+            client_no_context_takeover: true,
+            ..DeflateOffer::default()
+        }
+    }
+
     /// The `Sec-WebSocket-Extensions` value of this offer (§7.1).
     pub fn header_value(&self) -> String {
         let mut value = String::from(EXTENSION_NAME);
@@ -525,6 +536,10 @@ mod tests {
         assert_eq!(
             DeflateOffer::browser().header_value(),
             "permessage-deflate; client_max_window_bits"
+        );
+        assert_eq!(
+            DeflateOffer::without_client_context_takeover().header_value(),
+            "permessage-deflate; client_no_context_takeover; client_max_window_bits"
         );
         let offer = DeflateOffer {
             server_no_context_takeover: true,

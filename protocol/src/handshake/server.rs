@@ -1,5 +1,39 @@
 //! The server's side of the opening handshake (RFC 6455 §4.2): check an upgrade request, write
 //! the 101 that accepts it or the HTTP error that refuses it.
+//!
+//! ```
+//! use protocol::handshake::server::{is_upgrade_attempt, validate_request, write_accept, write_error};
+//! use protocol::http::{parse_request, Limits};
+//! use protocol::Status;
+//!
+//! // RFC 6455 §1.3's request, with the client's first frame already behind it.
+//! let mut input = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+//!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+//!     Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
+//!     Sec-WebSocket-Version: 13\r\n\r\n".to_vec();
+//! input.extend_from_slice(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+//!
+//! // Running out of input is not an error: keep reading until the head is complete.
+//! assert_eq!(parse_request(&input[..40], Limits::default()), Ok(Status::Partial));
+//! let Status::Complete(request) = parse_request(&input, Limits::default()).unwrap() else {
+//!     unreachable!("the head is complete")
+//! };
+//! assert!(is_upgrade_attempt(&request)); // otherwise: plain HTTP, serve it some other way
+//!
+//! let mut response = Vec::new();
+//! match validate_request(&request) {
+//!     Ok(upgrade) => {
+//!         assert_eq!(upgrade.path, "/chat");
+//!         let protocol = upgrade.protocols.iter().find(|offered| **offered == "chat").copied();
+//!         write_accept(&mut response, &upgrade, protocol, &[]);
+//!     }
+//!     // 400, 405, 426 or 431, with a one-line reason; then close the connection.
+//!     Err(error) => write_error(&mut response, error),
+//! }
+//! assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+//! // The bytes after the head are already frames: hand them to a `Decoder`.
+//! assert_eq!(input.len() - request.head_len, 11);
+//! ```
 
 use crate::deflate::{DeflateParameters, ServerDeflateConfig};
 use crate::extensions::{self, HEADER_NAME as EXTENSIONS_HEADER};

@@ -34,7 +34,7 @@ use std::time::Duration;
 use log::{debug, info, warn};
 use protocol::frame::OpCode;
 
-use super::{frame_once, offer, split_server_frame, Core, Millis, Seat, SharedFrames};
+use super::{frame_once, split_server_frame, Core, Millis, Seat};
 use crate::bus::envelope::{self, channel_name, room_of_channel, Envelope};
 use crate::bus::resp::{self, Decoded, Limits, Value};
 
@@ -703,33 +703,11 @@ impl Core {
         let Some(room) = self.rooms.find(envelope.room) else {
             return; // its last member left while the UNSUBSCRIBE was on its way
         };
+        // The same path as a local broadcast (sender none): one compressed frame per deflate
+        // window in use, shared; kept in the room's history like a local message.
         let frame = frame_once(envelope.opcode, envelope.payload);
-        let hard_cap = self.config.hard_queue_cap();
-        let mut compressed = SharedFrames::new(&frame, self.config.compression_threshold);
-        for &member in self.rooms.members(room) {
-            let member = member as usize;
-            let connection = &mut self.connections[member];
-            let frame = compressed.for_window(
-                connection.deflate_window_bits,
-                &frame,
-                &mut self.deflaters,
-                &mut self.metrics,
-            );
-            let queued = offer(
-                connection,
-                member,
-                frame,
-                self.now,
-                &self.config,
-                hard_cap,
-                &mut self.metrics,
-                &mut self.too_slow,
-                &mut self.flush_list,
-            );
-            if queued {
-                self.metrics.frames_delivered += 1;
-            }
-        }
+        self.broadcast_to_room(room, &frame, None);
+        self.rooms.record(room, &frame);
         self.close_slow_consumers();
     }
 }

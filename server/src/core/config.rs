@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::rate_limit::RateLimit;
+use super::room::HistoryLimits;
 
 /// What a message does once it arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -86,6 +87,10 @@ pub struct Config {
     pub compression: bool,
     /// Messages smaller than this go out uncompressed even to peers that negotiated it.
     pub compression_threshold: usize,
+    /// What each room remembers and sends to a member who joins.
+    pub history: HistoryLimits,
+    /// Join and leave notices (JSON text) to the room.
+    pub presence: bool,
 }
 
 impl Config {
@@ -130,6 +135,12 @@ impl Default for Config {
             max_assembly_bytes: 256 << 20,
             compression: true,
             compression_threshold: 128,
+            history: HistoryLimits {
+                messages: 0,
+                bytes_per_room: 1 << 20,
+                total_bytes: 64 << 20,
+            },
+            presence: false,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub tls_failures: u64,
     /// Connections that negotiated permessage-deflate.
     pub deflate_negotiated: u64,
+    /// History frames sent to members as they joined.
+    pub history_frames_sent: u64,
     /// Compressed messages received and inflated.
     pub messages_inflated: u64,
     /// Compressed frames made (one per broadcast and window in use, shared by its receivers).
@@ -87,6 +89,10 @@ pub struct Gauges {
     pub rooms: usize,
     /// Bytes held for messages and heads in progress, all connections.
     pub assembly_bytes: usize,
+    /// Bytes of frames kept in room histories.
+    pub history_bytes: usize,
+    /// Frames kept in room histories.
+    pub history_messages: usize,
 }
 
 impl Metrics {
@@ -123,6 +129,16 @@ impl Metrics {
             "assembly_bytes",
             "Bytes held for messages and request heads still arriving, all connections.",
             gauges.assembly_bytes as u64,
+        );
+        gauge(
+            "history_bytes",
+            "Bytes of frames kept in room histories (shared with the queues, not copied).",
+            gauges.history_bytes as u64,
+        );
+        gauge(
+            "history_messages",
+            "Frames kept in room histories.",
+            gauges.history_messages as u64,
         );
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -214,6 +230,11 @@ impl Metrics {
             "deflate_negotiated_total",
             "Connections that negotiated permessage-deflate.",
             self.deflate_negotiated,
+        );
+        counter(
+            "history_frames_sent_total",
+            "History frames sent to members as they joined.",
+            self.history_frames_sent,
         );
         counter(
             "messages_inflated_total",

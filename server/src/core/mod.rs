@@ -56,7 +56,7 @@ pub use config::{Config, Mode, RateLimitPolicy, SlowConsumer};
 pub use connection::{Connection, Flags, Phase};
 pub use metrics::{Gauges, Metrics, ProcessStats};
 pub use rate_limit::RateLimit;
-pub use room::{Rooms, Seat};
+pub use room::{HistoryLimits, Rooms, Seat};
 pub use routes::target_path;
 pub use write_queue::{frame_once, Flushed, WriteQueue};
 
@@ -68,6 +68,8 @@ use routes::{route, write_answer, Context, Decision};
 pub const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// The longest a graceful shutdown waits for clients to answer our close.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Sockets of the metrics port that may be in their handshake at once.
+const MAX_METRICS_HANDSHAKES: usize = 64;
 /// Rooms listed at most by `GET /rooms`.
 const MAX_ROOMS_LISTED: usize = 1000;
 
@@ -125,8 +127,10 @@ pub struct Core {
     shutdown_deadline: Option<Millis>,
     /// WebSocket connections open or closing (what `--max-connections` limits).
     websockets: usize,
-    /// Sockets still in their HTTP head (what `--max-handshakes` limits).
+    /// Sockets of the main port still in their HTTP head (what `--max-handshakes` limits).
     handshakes: usize,
+    /// Sockets of the metrics port still in their HTTP head.
+    metrics_handshakes: usize,
     /// Bytes held for messages and heads in progress, all connections, except the one being
     /// read right now (it is counted again when its read is done).
     assembly_bytes: usize,
@@ -153,6 +157,7 @@ pub struct Core {
 impl Core {
     /// A core with no connections, its clock at zero.
     pub fn new(config: Config) -> Self {
+        let history = config.history;
         let welcome = config
             .welcome
             .as_deref()
@@ -160,7 +165,7 @@ impl Core {
         Core {
             config,
             connections: Slab::new(),
-            rooms: Rooms::default(),
+            rooms: Rooms::with_history(history),
             metrics: Metrics::default(),
             flush_list: Vec::new(),
             too_slow: Vec::new(),
@@ -171,6 +176,7 @@ impl Core {
             shutdown_deadline: None,
             websockets: 0,
             handshakes: 0,
+            metrics_handshakes: 0,
             assembly_bytes: 0,
             reading: None,
             next_id: 1,
@@ -193,7 +199,14 @@ impl Core {
             return None;
         }
         self.metrics.connections_accepted += 1;
-        if self.handshakes >= self.config.max_handshakes {
+        // The metrics port has a small budget of its own, so an operator can still look while
+        // silent sockets hold every handshake slot of the main port.
+        let (in_handshake, limit) = if accepted.metrics_port {
+            (self.metrics_handshakes, MAX_METRICS_HANDSHAKES)
+        } else {
+            (self.handshakes, self.config.max_handshakes)
+        };
+        if in_handshake >= limit {
             self.metrics.handshake_limit_refusals += 1;
             return None;
         }
@@ -213,7 +226,11 @@ impl Core {
         connection
             .flags
             .set(Flags::FROM_TRUSTED_PROXY, accepted.trusted_proxy);
-        self.handshakes += 1;
+        if accepted.metrics_port {
+            self.metrics_handshakes += 1;
+        } else {
+            self.handshakes += 1;
+        }
         Some(self.connections.insert(connection))
     }
 
@@ -461,10 +478,14 @@ impl Core {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut websockets = 0;
         let mut handshakes = 0;
+        let mut metrics_handshakes = 0;
         let mut assembly = 0;
         let mut seated = 0;
         for (key, connection) in self.connections.iter() {
             match connection.phase {
+                Phase::Handshake if connection.flags.has(Flags::METRICS_PORT) => {
+                    metrics_handshakes += 1
+                }
                 Phase::Handshake => handshakes += 1,
                 Phase::Open | Phase::Closing => websockets += 1,
                 Phase::Draining => {}
@@ -506,7 +527,10 @@ impl Core {
                 "{members} room members but {seated} seated connections"
             ));
         }
-        if websockets != self.websockets || handshakes != self.handshakes {
+        if websockets != self.websockets
+            || handshakes != self.handshakes
+            || metrics_handshakes != self.metrics_handshakes
+        {
             return Err(format!(
                 "counted {} websockets and {} handshakes, found {websockets} and {handshakes}",
                 self.websockets, self.handshakes
@@ -594,8 +618,18 @@ impl Core {
                     connection.write_queue.push(welcome.clone());
                 }
                 if self.config.mode == Mode::Chat {
-                    connection.seat = self.rooms.join(&room, key);
+                    let joined = self.rooms.join(&room, key);
+                    connection.seat = joined.seat;
+                    // What was said lately, before anything live: the shared frames themselves.
+                    for frame in self.rooms.history(joined.seat.room) {
+                        connection.write_queue.push(frame.clone());
+                        self.metrics.history_frames_sent += 1;
+                    }
+                    if self.config.presence {
+                        self.announce(joined.seat.room, "join");
+                    }
                 }
+                let connection = &mut self.connections[key];
                 match forwarded_for {
                     Some(client) => debug!("connection #{id}: websocket open in room {room} (client {client}, via a trusted proxy)"),
                     None => debug!("connection #{id}: websocket open in room {room}"),
@@ -627,33 +661,28 @@ impl Core {
                 let process = self.process_stats.as_mut().map(|source| source());
                 let mut body = self.metrics.render(self.gauges(), process);
                 self.render_bus_metrics(&mut body); // bus hook
-                let mut response = Vec::new();
-                write_answer(
-                    &mut response,
-                    200,
-                    &[("Cache-Control", "no-cache")],
-                    "text/plain; version=0.0.4",
-                    body.as_bytes(),
-                    head_only,
-                );
-                *self.metrics.http_responses.entry(200).or_default() += 1;
-                self.finish(key, Some(response.into()));
+                self.answer_ok(key, "text/plain; version=0.0.4", body.as_bytes(), head_only);
             }
             Decision::Rooms { head_only } => {
                 let body = self.rooms_json();
-                let mut response = Vec::new();
-                write_answer(
-                    &mut response,
-                    200,
-                    &[("Cache-Control", "no-cache")],
-                    "application/json",
-                    body.as_bytes(),
-                    head_only,
-                );
-                *self.metrics.http_responses.entry(200).or_default() += 1;
-                self.finish(key, Some(response.into()));
+                self.answer_ok(key, "application/json", body.as_bytes(), head_only);
             }
         }
+    }
+
+    /// Answers 200 with a body the core made (counters, rooms), then closes.
+    fn answer_ok(&mut self, key: usize, content_type: &str, body: &[u8], head_only: bool) {
+        let mut response = Vec::new();
+        write_answer(
+            &mut response,
+            200,
+            &[("Cache-Control", "no-cache")],
+            content_type,
+            body,
+            head_only,
+        );
+        *self.metrics.http_responses.entry(200).or_default() += 1;
+        self.finish(key, Some(response.into()));
     }
 
     /// Answers a head that cannot be served with an error status, then closes.
@@ -666,9 +695,18 @@ impl Core {
         self.finish(key, Some(response.into()));
     }
 
+    /// One socket fewer in its handshake, on the port it came in on.
+    fn uncount_handshake(&mut self, key: usize) {
+        if self.connections[key].flags.has(Flags::METRICS_PORT) {
+            self.metrics_handshakes -= 1;
+        } else {
+            self.handshakes -= 1;
+        }
+    }
+
     fn leave_handshake(&mut self, key: usize) {
         if self.connections[key].phase == Phase::Handshake {
-            self.handshakes -= 1;
+            self.uncount_handshake(key);
             // Draining until the answer is out; `finish` or the upgrade sets the phase.
             self.connections[key].phase = Phase::Draining;
         }
@@ -681,6 +719,8 @@ impl Core {
             handshakes: self.handshakes,
             rooms: self.rooms.len(),
             assembly_bytes: self.assembly_bytes,
+            history_bytes: self.rooms.history_size().0,
+            history_messages: self.rooms.history_size().1,
         }
     }
 
@@ -840,22 +880,30 @@ impl Core {
 
     // --- broadcast: frame once, share the bytes ---
 
+    /// A chat message from `sender` to its room, kept in the room's history.
     fn broadcast(&mut self, sender: usize, frame: Rc<[u8]>) {
         let Some(seat) = self.connections[sender].seat.get() else {
             return;
         };
-        let skip_sender = !self.config.echo_to_sender;
+        let skip = (!self.config.echo_to_sender).then_some(sender);
+        self.broadcast_to_room(seat.room, &frame, skip);
+        self.rooms.record(seat.room, &frame);
+    }
+
+    /// Queues one frame for every member of a room (but `skip`): framed once, compressed at most
+    /// once per deflate window, shared.
+    fn broadcast_to_room(&mut self, room: u32, frame: &Rc<[u8]>, skip: Option<usize>) {
         let hard_cap = self.config.hard_queue_cap();
-        let mut compressed = SharedFrames::new(&frame, self.config.compression_threshold);
-        for &member in self.rooms.members(seat.room) {
+        let mut compressed = SharedFrames::new(frame, self.config.compression_threshold);
+        for &member in self.rooms.members(room) {
             let member = member as usize;
-            if skip_sender && member == sender {
+            if skip == Some(member) {
                 continue;
             }
             let connection = &mut self.connections[member];
             let frame = compressed.for_window(
                 connection.deflate_window_bits,
-                &frame,
+                frame,
                 &mut self.deflaters,
                 &mut self.metrics,
             );
@@ -1006,11 +1054,17 @@ impl Core {
         self.leave_room(key);
     }
 
-    /// Fails the connection: our close frame with `code` is the last thing it gets.
+    /// Fails the connection: our close frame with `code` is the last thing it gets, unless our
+    /// close is out already (RFC 6455 allows one close frame per side): then it just drains.
     fn fail(&mut self, key: usize, code: CloseCode, reason: &str) {
-        if let Some(connection) = self.connections.get_mut(key) {
-            connection.decoder.close_sent();
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
+        if connection.phase == Phase::Closing {
+            self.finish(key, None);
+            return;
         }
+        connection.decoder.close_sent();
         self.finish(key, Some(close_frame(code, reason)));
     }
 
@@ -1024,8 +1078,9 @@ impl Core {
             self.websockets -= 1;
         }
         if connection.phase == Phase::Handshake {
-            self.handshakes -= 1;
+            self.uncount_handshake(key);
         }
+        let connection = &mut self.connections[key];
         connection.phase = Phase::Draining;
         connection.deadline = self.now.tick().after(self.config.close_timeout);
         if let Some(last) = last {
@@ -1051,9 +1106,28 @@ impl Core {
             return;
         };
         self.bus_room_leaving(seat); // bus hook: last local member unsubscribes
-        if let Some((moved, index)) = self.rooms.leave(seat) {
+        let left = self.rooms.leave(seat, self.now.tick());
+        if let Some((moved, index)) = left.moved {
             self.connections[moved].seat.index = index;
         }
+        if self.config.presence && !left.last_member {
+            self.announce(seat.room, "leave");
+        }
+    }
+
+    /// A presence notice to a room (`--presence`): JSON text, framed once, not kept in history.
+    fn announce(&mut self, room: u32, event: &str) {
+        let Some(name) = self.rooms.name(room) else {
+            return;
+        };
+        let mut text = String::with_capacity(64 + name.len());
+        text.push_str("{\"type\":\"presence\",\"event\":\"");
+        text.push_str(event);
+        text.push_str("\",\"room\":");
+        push_json_string(&mut text, name);
+        let _ = write!(text, ",\"members\":{}}}", self.rooms.members(room).len());
+        let frame = frame_once(OpCode::Text, text.as_bytes());
+        self.broadcast_to_room(room, &frame, None);
     }
 
     /// Forgets a connection and tells the shell to close its socket.
@@ -1062,9 +1136,12 @@ impl Core {
             return;
         }
         self.leave_room(key);
+        if self.connections[key].phase == Phase::Handshake {
+            self.uncount_handshake(key);
+        }
         let connection = self.connections.remove(key);
         match connection.phase {
-            Phase::Handshake => self.handshakes -= 1,
+            Phase::Handshake => {}
             Phase::Open | Phase::Closing => self.websockets -= 1,
             Phase::Draining => {}
         }
@@ -1078,6 +1155,7 @@ impl Core {
 
     fn sweep_timers(&mut self) {
         let tick = self.now.tick();
+        self.rooms.expire(tick);
         let ping_after = clock::ticks(self.config.ping_interval);
         let idle_after = clock::ticks(self.config.idle_timeout);
         let mut expired = Vec::new();

@@ -154,6 +154,17 @@ pub fn route(request: &Request<'_>, config: &Config, context: Context) -> Decisi
         200
     } else if path == "/metrics" && (context.metrics_port || config.metrics_on_main_port) {
         return Decision::Metrics { head_only };
+    } else if path == "/metrics" {
+        // Served elsewhere or nowhere: not a room either.
+        write_answer(
+            &mut response,
+            404,
+            &[],
+            "text/plain; charset=utf-8",
+            b"404 Not Found: /metrics is not served on this port\n",
+            head_only,
+        );
+        404
     } else if path == "/rooms" && !context.metrics_port && config.mode == super::Mode::Chat {
         return Decision::Rooms { head_only };
     } else if !context.metrics_port && config.serve_page && is_room_path(path) {

@@ -1,0 +1,352 @@
+//! What one worker measures, and how one delivered message is recorded: every probe in it is
+//! found, judged by its receiver's book (`accounting.rs`), and its latency goes into the
+//! histograms. No clock and no socket here: the time of arrival is given.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use crate::accounting::{ReceiverBook, Verdict};
+use crate::probe::Probes;
+use crate::schedule::Schedule;
+
+/// A new histogram of microseconds, 3 significant figures, up to an hour.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// What deliveries are judged against: the schedule (once sending started) and the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Judge {
+    /// The send schedule; `None` before sending starts (no probe of ours can exist then).
+    pub schedule: Option<Schedule>,
+    /// Echo run: a client expects only its own probes.
+    pub echo: bool,
+    /// This run's probes carry this id.
+    pub run_id: u32,
+    /// Rooms: sender `s` sends into room `s % rooms`.
+    pub rooms: u32,
+    /// Whether senders get their own messages, when stated.
+    pub expect_self: Option<bool>,
+}
+
+/// The receiving client, as far as recording is concerned.
+#[derive(Debug)]
+pub struct Receiver<'a> {
+    /// Its sender index, if it sends.
+    pub own_sender: Option<u32>,
+    /// Its room.
+    pub room: u32,
+    /// Which target (URL) it is connected to.
+    pub target: usize,
+    /// Whether it was open when sending started, so that deliveries are owed to it.
+    pub owed: bool,
+    /// What it has seen.
+    pub book: &'a mut ReceiverBook,
+}
+
+/// One receiver's book, handed to the main thread at the end for settling.
+#[derive(Debug)]
+pub struct ReceiverRecord {
+    /// Global client number.
+    pub client: u32,
+    /// Its room.
+    pub room: u32,
+    /// Which target (URL) it connected to.
+    pub target: usize,
+    /// Its sender index, if it sends.
+    pub own_sender: Option<u32>,
+    /// Whether it was open when sending started.
+    pub owed: bool,
+    /// What it saw.
+    pub book: ReceiverBook,
+}
+
+/// What a worker measured of the clients of one target (URL), when there are several.
+#[derive(Debug)]
+pub struct TargetMeasurements {
+    /// Delivery latency at this target's clients, measured window (µs).
+    pub delivery: Histogram<u64>,
+    /// Handshake latency of this target's clients (µs).
+    pub handshake: Histogram<u64>,
+    /// This target's clients that failed to connect.
+    pub failed: u64,
+    /// This target's clients lost while open.
+    pub disconnected: u64,
+}
+
+impl Default for TargetMeasurements {
+    fn default() -> Self {
+        TargetMeasurements {
+            delivery: new_histogram(),
+            handshake: new_histogram(),
+            failed: 0,
+            disconnected: 0,
+        }
+    }
+}
+
+/// What a worker measured.
+#[derive(Debug)]
+pub struct Measurements {
+    /// Delivery latency in the measured window (µs).
+    pub delivery: Histogram<u64>,
+    /// Delivery latency during the warmup (µs).
+    pub delivery_warmup: Histogram<u64>,
+    /// Connect start to 101 received, TCP, TLS and upgrade together (µs).
+    pub handshake: Histogram<u64>,
+    /// TCP connected to TLS handshake done, `wss://` only (µs).
+    pub tls_handshake: Histogram<u64>,
+    /// Upgrade request sent to 101 received: the WebSocket handshake alone (µs).
+    pub upgrade: Histogram<u64>,
+    /// How late each probe left compared to its intended time (µs).
+    pub send_lag: Histogram<u64>,
+    /// Deliveries since the progress line last took them (µs).
+    pub progress: Histogram<u64>,
+    /// Per message number: first copies at receivers it was owed to, in this worker.
+    pub arrivals: Vec<u32>,
+    /// Per message number: the latest such arrival (ns).
+    pub last_arrival_ns: Vec<u64>,
+    /// Per sender index: messages it sent.
+    pub sent_by_sender: BTreeMap<u32, u64>,
+    /// First copies of probes received (measured window).
+    pub received: u64,
+    /// When the latest of them arrived (ns).
+    pub last_delivery_ns: u64,
+    /// Messages that carried no probe (a welcome text, a join notice).
+    pub non_probe: u64,
+    /// Messages that carried more than one probe (a server that batches).
+    pub multi_probe: u64,
+    /// Probes of another run, or in echo runs another client's.
+    pub foreign: u64,
+    /// Deliveries of a sender's own probes to itself.
+    pub self_deliveries: u64,
+    /// Failed connections, by reason.
+    pub failures: BTreeMap<String, u64>,
+    /// Close codes received from the server.
+    pub close_codes: BTreeMap<u16, u64>,
+    /// Rules the server broke (masked frames, bad UTF-8 ...), by rule.
+    pub protocol_errors: BTreeMap<String, u64>,
+    /// Open connections lost before the end (server closed, reset).
+    pub disconnects: BTreeMap<String, u64>,
+    /// Clients still open at the end.
+    pub open_at_end: u64,
+    /// Connections that agreed to permessage-deflate.
+    pub compressed_connections: u64,
+    /// Bytes read from the server: frames as they travel (after TLS decryption).
+    pub wire_bytes_received: u64,
+    /// Bytes of the data messages received, after inflation.
+    pub payload_bytes_received: u64,
+    /// Bytes written to the server: frames as they travel (before TLS encryption).
+    pub wire_bytes_sent: u64,
+    /// Bytes of the probe messages sent, before compression.
+    pub payload_bytes_sent: u64,
+    /// Every receiver's book, filled at the end.
+    pub receivers: Vec<ReceiverRecord>,
+    /// Per target (URL), when there is more than one.
+    pub per_target: Vec<TargetMeasurements>,
+}
+
+impl Default for Measurements {
+    fn default() -> Self {
+        Measurements {
+            delivery: new_histogram(),
+            delivery_warmup: new_histogram(),
+            handshake: new_histogram(),
+            tls_handshake: new_histogram(),
+            upgrade: new_histogram(),
+            send_lag: new_histogram(),
+            progress: new_histogram(),
+            arrivals: Vec::new(),
+            last_arrival_ns: Vec::new(),
+            sent_by_sender: BTreeMap::new(),
+            received: 0,
+            last_delivery_ns: 0,
+            non_probe: 0,
+            multi_probe: 0,
+            foreign: 0,
+            self_deliveries: 0,
+            failures: BTreeMap::new(),
+            close_codes: BTreeMap::new(),
+            protocol_errors: BTreeMap::new(),
+            disconnects: BTreeMap::new(),
+            open_at_end: 0,
+            compressed_connections: 0,
+            wire_bytes_received: 0,
+            payload_bytes_received: 0,
+            wire_bytes_sent: 0,
+            payload_bytes_sent: 0,
+            receivers: Vec::new(),
+            per_target: Vec::new(),
+        }
+    }
+}
+
+impl Measurements {
+    /// Measurements that track completion for `messages` scheduled messages, broken down
+    /// per target when there are several.
+    pub fn tracking(messages: usize, targets: usize) -> Self {
+        let per_target = if targets > 1 {
+            (0..targets)
+                .map(|_| TargetMeasurements::default())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Measurements {
+            arrivals: vec![0; messages],
+            last_arrival_ns: vec![0; messages],
+            per_target,
+            ..Measurements::default()
+        }
+    }
+
+    /// Records one delivered message (text, binary, or one line in raw mode) that arrived at
+    /// `now`: every probe in it, wherever it is.
+    pub fn record_message(
+        &mut self,
+        judge: &Judge,
+        receiver: &mut Receiver<'_>,
+        message: &[u8],
+        now: u64,
+    ) {
+        let mut probes = 0u32;
+        for probe in Probes::new(message) {
+            probes += 1;
+            self.record_probe(judge, receiver, probe, now);
+        }
+        match probes {
+            0 => self.non_probe += 1,
+            1 => {}
+            _ => self.multi_probe += 1,
+        }
+    }
+
+    fn record_probe(
+        &mut self,
+        judge: &Judge,
+        receiver: &mut Receiver<'_>,
+        probe: crate::probe::Probe,
+        now: u64,
+    ) {
+        let Some(schedule) = judge.schedule else {
+            self.foreign += 1;
+            return;
+        };
+        let own = receiver.own_sender == Some(probe.sender);
+        if probe.run != judge.run_id || (judge.echo && !own) || probe.sender >= schedule.senders {
+            self.foreign += 1;
+            return;
+        }
+        let n = schedule.message_number(probe.sender, probe.sequence);
+        if probe.sequence >= schedule.total_messages || n >= schedule.total_messages {
+            self.foreign += 1;
+            return;
+        }
+        if own {
+            self.self_deliveries += 1;
+        }
+        let measured = !schedule.is_warmup(n);
+        let slot = if judge.echo { 0 } else { probe.sender as usize };
+        let verdict = receiver.book.record(slot, probe.sequence, measured);
+        if verdict == Verdict::Duplicate {
+            return;
+        }
+        let latency_us = (now.saturating_sub(probe.intended_ns) / 1000).max(1);
+        if measured {
+            self.delivery.saturating_record(latency_us);
+            self.progress.saturating_record(latency_us);
+            if let Some(per_target) = self.per_target.get_mut(receiver.target) {
+                per_target.delivery.saturating_record(latency_us);
+            }
+            self.received += 1;
+            self.last_delivery_ns = self.last_delivery_ns.max(now);
+        } else {
+            self.delivery_warmup.saturating_record(latency_us);
+        }
+        let owed_here = receiver.owed
+            && (judge.echo || probe.sender % judge.rooms.max(1) == receiver.room)
+            && !(own && judge.expect_self == Some(false));
+        if owed_here {
+            if let Some(count) = self.arrivals.get_mut(n as usize) {
+                *count += 1;
+                let last = &mut self.last_arrival_ns[n as usize];
+                *last = (*last).max(now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Probe;
+
+    fn judge() -> Judge {
+        Judge {
+            schedule: Some(Schedule::new(0, 1000.0, 2, 0.0, 1.0)),
+            echo: false,
+            run_id: 7,
+            rooms: 1,
+            expect_self: None,
+        }
+    }
+
+    fn probe_bytes(run: u32, sender: u32, sequence: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; 64];
+        Probe {
+            run,
+            sender,
+            sequence,
+            intended_ns: 1_000,
+        }
+        .write(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn a_batched_message_records_each_probe_and_counts_the_batch() {
+        let mut measurements = Measurements::tracking(1000, 1);
+        let mut book = ReceiverBook::default();
+        let mut receiver = Receiver {
+            own_sender: None,
+            room: 0,
+            target: 0,
+            owed: true,
+            book: &mut book,
+        };
+        let mut message = probe_bytes(7, 0, 0);
+        message.push(b'\n');
+        message.extend_from_slice(&probe_bytes(7, 1, 0));
+        measurements.record_message(&judge(), &mut receiver, &message, 2_000_000);
+        measurements.record_message(&judge(), &mut receiver, b"hello", 2_000_000);
+        measurements.record_message(&judge(), &mut receiver, &probe_bytes(8, 0, 1), 2_000_000);
+        measurements.record_message(&judge(), &mut receiver, &probe_bytes(7, 0, 0), 2_000_000);
+        assert_eq!(measurements.received, 2);
+        assert_eq!(measurements.multi_probe, 1);
+        assert_eq!(measurements.non_probe, 1);
+        assert_eq!(measurements.foreign, 1);
+        assert_eq!(measurements.delivery.len(), 2);
+        assert_eq!(measurements.arrivals[0..2], [1, 1]);
+        assert_eq!(book.settle(&[]).duplicated, 1);
+    }
+
+    #[test]
+    fn probes_beyond_the_schedule_are_foreign_not_an_allocation() {
+        let mut measurements = Measurements::tracking(1000, 1);
+        let mut book = ReceiverBook::default();
+        let mut receiver = Receiver {
+            own_sender: None,
+            room: 0,
+            target: 0,
+            owed: true,
+            book: &mut book,
+        };
+        let bytes = probe_bytes(7, 0, u64::MAX / 2);
+        measurements.record_message(&judge(), &mut receiver, &bytes, 1);
+        let bytes = probe_bytes(7, 99, 0);
+        measurements.record_message(&judge(), &mut receiver, &bytes, 1);
+        assert_eq!(measurements.foreign, 2);
+        assert_eq!(measurements.received, 0);
+    }
+}

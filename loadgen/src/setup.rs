@@ -1,0 +1,201 @@
+//! From the command line to a plan: every option checked and resolved (URL, rooms, template,
+//! limits of the schedule) before anything connects. Errors here are usage errors (exit 2).
+
+use std::time::{Duration, Instant};
+
+use crate::cli::{Cli, Common, ExpectSelf, FailOn, MessageArgs, Run};
+use crate::plan::{Plan, RunKind};
+use crate::probe::PROBE_HEADER_LEN;
+use crate::report::RunDescription;
+use crate::target;
+use crate::template::MessageTemplate;
+use crate::tls::{self, TrustOptions};
+
+/// Most messages a run may schedule: completion tracking keeps 12 bytes per message per thread.
+const MAX_MESSAGES: f64 = 50_000_000.0;
+
+/// A checked command line: the plan the workers follow, the report's description, and the
+/// options only the main thread needs.
+pub struct Setup {
+    /// What every worker follows.
+    pub plan: Plan,
+    /// What the report says was asked.
+    pub description: RunDescription,
+    /// The options every run takes.
+    pub common: Common,
+    /// Drain (fanout, echo) or hold (connect).
+    pub after: Duration,
+}
+
+/// Checks the command line and turns it into a plan. Errors are usage errors (exit 2).
+pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
+    let (kind, common, message, senders, rate, expect_self, hold) = match cli.run {
+        Run::Fanout(args) => {
+            let expect_self = match args.expect_self {
+                ExpectSelf::Auto => None,
+                ExpectSelf::Yes => Some(true),
+                ExpectSelf::No => Some(false),
+            };
+            (
+                RunKind::Fanout,
+                args.common,
+                Some(args.message),
+                args.senders,
+                args.rate,
+                expect_self,
+                Duration::ZERO,
+            )
+        }
+        Run::Echo(args) => {
+            let clients = args.common.clients;
+            (
+                RunKind::Echo,
+                args.common,
+                Some(args.message),
+                clients,
+                args.rate,
+                Some(true),
+                Duration::ZERO,
+            )
+        }
+        Run::Connect(args) => (RunKind::Connect, args.common, None, 0, 1.0, None, args.hold),
+    };
+    if common.clients == 0 {
+        return Err("--clients must be at least 1".into());
+    }
+    if !common.connect_rate.is_finite() || common.connect_rate <= 0.0 {
+        return Err("--connect-rate must be above 0".into());
+    }
+    if common.rooms == 0 {
+        return Err("--rooms must be at least 1".into());
+    }
+    let targets = common
+        .urls
+        .iter()
+        .map(|url| target::parse_target(url, common.rooms))
+        .collect::<Result<Vec<_>, _>>()?;
+    if common.raw && common.compress {
+        return Err("--raw speaks plain TCP; it cannot be used with --compress".into());
+    }
+    let tls = if targets.iter().any(|target| target.tls) {
+        if common.raw {
+            return Err("--raw speaks plain TCP; it cannot be used with wss:// URLs".into());
+        }
+        Some(tls::client_config(&TrustOptions {
+            ca_file: common.ca_file.clone(),
+            insecure: common.insecure,
+        })?)
+    } else {
+        None
+    };
+    let message = message.unwrap_or(MessageArgs {
+        payload: PROBE_HEADER_LEN,
+        message: None,
+        message_file: None,
+        binary: false,
+        duration: Duration::ZERO,
+        warmup: Duration::ZERO,
+        drain: Duration::ZERO,
+    });
+    let template_text = match (&message.message, &message.message_file) {
+        (Some(text), _) => Some(text.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|error| format!("cannot read --message-file {}: {error}", path.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let message_template = template_text
+        .as_deref()
+        .map(MessageTemplate::parse)
+        .transpose()
+        .map_err(|error| format!("--message: {error}"))?;
+    if kind != RunKind::Connect {
+        if message.payload < PROBE_HEADER_LEN && message_template.is_none() {
+            return Err(format!(
+                "--payload must be at least {PROBE_HEADER_LEN} bytes (the probe header)"
+            ));
+        }
+        if !rate.is_finite() || rate <= 0.0 {
+            return Err("--rate must be a positive number of messages per second".into());
+        }
+        if senders == 0 || senders > common.clients {
+            return Err(format!(
+                "--senders must be between 1 and --clients ({})",
+                common.clients
+            ));
+        }
+        if message.duration.is_zero() {
+            return Err("--duration must be above 0".into());
+        }
+        if (message.warmup + message.duration).as_secs_f64() * rate > MAX_MESSAGES {
+            return Err(format!("the run would schedule more than {MAX_MESSAGES} messages; lower --rate or --duration"));
+        }
+    }
+    let threads = common
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, common.clients as usize);
+    let run_id =
+        (std::process::id() << 8) ^ (Instant::now().elapsed().subsec_nanos() ^ 0x5bd1_e995);
+    let hold = if kind == RunKind::Connect {
+        hold
+    } else {
+        message.drain
+    };
+    let description = RunDescription {
+        kind,
+        urls: common.urls.clone(),
+        clients: common.clients,
+        senders,
+        rate,
+        payload: message.payload,
+        message_template: template_text,
+        binary: message.binary,
+        compress: common.compress,
+        duration_s: message.duration.as_secs_f64(),
+        warmup_s: message.warmup.as_secs_f64(),
+        threads,
+        rooms: common.rooms,
+        expect_self,
+        after_s: hold.as_secs_f64(),
+        command_line,
+        started_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64),
+        thresholds: common.thresholds.clone(),
+        fail_on_invalid: common.fail_on == Some(FailOn::Invalid),
+    };
+    let plan = Plan {
+        kind,
+        targets,
+        tls,
+        headers: common.headers.clone(),
+        subprotocols: common.subprotocols.clone(),
+        first_message: common.first_message.clone(),
+        source_ips: common.source_ips.clone(),
+        connect_rate: common.connect_rate,
+        connect_timeout_ns: common.connect_timeout.as_nanos() as u64,
+        threads,
+        payload: message.payload,
+        message_template,
+        compress: common.compress,
+        binary: message.binary,
+        raw: common.raw,
+        run_id,
+        rate,
+        senders,
+        rooms: common.rooms,
+        expect_self,
+        warmup_s: message.warmup.as_secs_f64(),
+        duration_s: message.duration.as_secs_f64(),
+    };
+    Ok(Setup {
+        plan,
+        description,
+        common,
+        after: hold,
+    })
+}
