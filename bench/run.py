@@ -595,9 +595,9 @@ def redis(names, out_dir):
     - The latency the bus adds: 2 processes, 1 sender on the first process at 100 msg/s; the
       receivers on the first get it locally, those on the second through Redis; the loadgen's
       per-URL figures give both.
-    - Redis's own publishes/s on this machine: `redis-benchmark -t publish` with no pipeline
-      and with 16 commands in flight per connection, 50 connections, 64-byte payloads (no
-      subscriber: the cost of PUBLISH itself)."""
+    - Redis's own publishes/s on this machine: `redis-benchmark ... publish CHANNEL PAYLOAD` with no pipeline
+      and with 16 commands in flight per connection, 50 connections, 64-byte payloads, with
+      no subscriber and with 2 (what two server processes cost Redis per message)."""
     if "ours" not in names:
         return
     if shutil.which("redis-server") is None:
@@ -648,29 +648,40 @@ def run_cluster(key, out_dir, args):
 
 
 def publish_rate(out_dir):
-    """redis-benchmark -t publish: Redis's own PUBLISH rate here, unpipelined and pipelined."""
+    """redis-benchmark running PUBLISH (it has no built-in publish test: the command is given):
+    Redis's own rate here, unpipelined and 16 in flight per connection, with no subscriber and
+    with 2 subscribers on the channel (what 2 server processes cost Redis per message)."""
     key = "redis-publish-ours"
     if shutil.which("redis-benchmark") is None:
         record_failure(out_dir, key, "redis-benchmark is missing (Debian's redis-tools)")
         return
     requests = size(200000, 100000, 20000)
+    payload = "x" * 64
     figures = {}
     try:
         with RedisServer(out_dir) as redis_server:
-            for pipeline in (1, 16):
-                cmd = ["taskset", "-c", LOADGEN_CORE, "redis-benchmark", "-p", str(redis_server.port), "-t", "publish", "-n", str(requests),
-                       "-c", "50", "-d", "64", "-P", str(pipeline), "--csv"]
-                print(f"redis: redis-benchmark -t publish -P {pipeline}", flush=True)
-                result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-                rows = [line for line in result.stdout.splitlines() if "PUBLISH" in line.upper()]
+            for pipeline, subscribers in ((1, 0), (16, 0), (16, 2)):
+                listeners = [subprocess.Popen(["redis-cli", "-p", str(redis_server.port), "subscribe", "fanout:bench"],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(subscribers)]
+                try:
+                    time.sleep(0.3 if subscribers else 0)
+                    cmd = ["taskset", "-c", LOADGEN_CORE, "redis-benchmark", "-p", str(redis_server.port), "-n", str(requests),
+                           "-c", "50", "-P", str(pipeline), "--csv", "publish", "fanout:bench", payload]
+                    print(f"redis: redis-benchmark publish, pipeline {pipeline}, {subscribers} subscriber(s)", flush=True)
+                    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                finally:
+                    for listener in listeners:
+                        listener.kill()
+                        listener.wait()
+                rows = [line for line in result.stdout.splitlines() if line.startswith('"publish')]
                 if result.returncode != 0 or not rows:
-                    record_failure(out_dir, key, f"redis-benchmark failed ({result.returncode}): {result.stderr.strip()[-300:]}")
+                    record_failure(out_dir, key, f"redis-benchmark failed ({result.returncode}): {(result.stderr or result.stdout).strip()[-300:]}")
                     return
-                cells = [cell.strip('"') for cell in rows[0].split(",")]
-                figures[f"P{pipeline}"] = {"cmd": " ".join(cmd[3:]), "requests_per_s": float(cells[1]),
-                                           "p50_ms": float(cells[4]) if len(cells) > 4 else None,
-                                           "p99_ms": float(cells[6]) if len(cells) > 6 else None}
-    except RuntimeError as error:
+                cells = [cell.strip('"') for cell in rows[0].split('","')]
+                shown = " ".join(cmd[3:]).replace(payload, "<64 bytes>")
+                figures[f"P{pipeline}-S{subscribers}"] = {"cmd": shown, "pipeline": pipeline, "subscribers": subscribers,
+                                                          "requests_per_s": float(cells[1]), "p50_ms": float(cells[4]), "p99_ms": float(cells[6])}
+    except (RuntimeError, ValueError, IndexError) as error:
         record_failure(out_dir, key, str(error))
         return
     (out_dir / f"{key}.json").write_text(json.dumps({"publish": figures}, indent=2) + "\n")
@@ -1410,7 +1421,8 @@ def write_redis(add, results):
         return
     add("## Rooms across processes (Redis pub/sub)")
     add("")
-    add("One room of 1,000 clients, 10 senders. *1 process*: our server alone. *2 processes*: two of our servers with `--redis` and a local redis-server, "
+    clients = next(iter(rows.values()))[1].get("run", {}).get("clients", 1000)
+    add(f"One room of {clients:,} clients, 10 senders. *1 process*: our server alone. *2 processes*: two of our servers with `--redis` and a local redis-server, "
         "the loadgen's clients spread round robin over both (two `--url`s); each message is delivered locally at once and published once, "
         "the other process frames it once for its members. Both processes and redis-server share the servers' one core (the same CPU as 1 process), "
         "so the rows show what the bus costs, not what more cores give. *CPU* is the sum of the processes' CPU over the run (from /proc).")
@@ -1451,11 +1463,11 @@ def write_redis(add, results):
     publish = rows.get(("publish",))
     if publish:
         figures = publish[0].get("publish", {})
-        add("**Redis's own PUBLISH rate** on this machine (`redis-benchmark -t publish`, 50 connections, 64-byte payloads, no subscriber, pinned to the loadgen's core):")
+        add("**Redis's own PUBLISH rate** on this machine (`redis-benchmark` running `PUBLISH`, 50 connections, 64-byte payloads; redis-server on the servers' core, redis-benchmark on the loadgen's):")
         add("")
-        for label, entry in figures.items():
-            pipeline = label[1:]
-            add(f"- pipeline {pipeline}: {entry['requests_per_s']:,.0f} publishes/s (p50 {entry.get('p50_ms')} ms, p99 {entry.get('p99_ms')} ms): `{entry['cmd']}`")
+        for entry in figures.values():
+            add(f"- pipeline {entry['pipeline']}, {entry['subscribers']} subscriber(s): {entry['requests_per_s']:,.0f} publishes/s "
+                f"(p50 {entry['p50_ms']} ms, p99 {entry['p99_ms']} ms): `{entry['cmd']}`")
         add("")
         add("Each chat message is one PUBLISH, whatever the room size; Redis sends it once to each subscribed process, which frames it once for all its members. "
             "So N processes of 1,000 members each turn one PUBLISH into N x 1,000 deliveries, and Redis becomes the limit only when the messages per second across all rooms "
