@@ -1,5 +1,5 @@
 # The project's commands. `make test` is what CI runs (.ci/run); it installs what it needs.
-.PHONY: all build test unit conformance test-browser fmt fmt-check lint doc fuzz fuzz-build bench bench-quick bench-setup bench-protocol soak run clean
+.PHONY: all build test unit conformance test-browser fmt fmt-check lint doc fuzz fuzz-build bench bench-quick bench-setup bench-protocol soak run run-cluster redis-setup clean
 
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
@@ -14,9 +14,13 @@ build:
 ## and the chat page in a real browser.
 test: fmt-check lint doc unit fuzz-build conformance test-browser
 
-unit:
+unit: redis-setup
 	./scripts/python-venv.sh
 	$(CARGO) test --workspace
+
+## redis-setup: installs Debian's redis-server if missing (the cluster tests start their own).
+redis-setup:
+	./scripts/redis-server.sh
 
 conformance:
 	./scripts/conformance.sh
@@ -71,6 +75,14 @@ soak:
 ## run: the chat server on 127.0.0.1:8080 (open http://127.0.0.1:8080/ in a browser).
 run:
 	$(CARGO) run --release -p server -- --listen 127.0.0.1:8080 --history 100
+
+## run-cluster: one server process per core on 127.0.0.1:8080 (--reuse-port), rooms shared
+## through a local redis-server on port 6380; Ctrl-C stops all of them. CLUSTER_LISTEN,
+## CLUSTER_PROCESSES and REDIS_PORT change the defaults.
+CLUSTER_LISTEN ?= 127.0.0.1:8080
+CLUSTER_PROCESSES ?= $(shell nproc)
+run-cluster:
+	REDIS_PORT=$(or $(REDIS_PORT),6380) ./scripts/run-cluster.sh $(CLUSTER_LISTEN) $(CLUSTER_PROCESSES)
 
 clean:
 	$(CARGO) clean

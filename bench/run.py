@@ -16,7 +16,8 @@ is always written from every run file there):
   tls          wss:// saturation and p99 at 1M deliveries/s offered; RSS at 10,000 idle TLS connections
   compression  permessage-deflate: server CPU per delivery and bytes on the wire, JSON chat messages
   flood        1,000 chatters at 100 msg/s with and without one client flooding the room
-  redis        not built yet (issue 14): says so and measures nothing
+  redis        a room of 1,000 over 2 processes + redis-server against 1 process; the bus's
+               latency; redis-benchmark's PUBLISH rate
   bun          shorthand for saturation,fanout,memory,echo with --servers ours,bun
 
 Usage: bench/run.py [--quick | --smoke] [--out bench-results] [--only SECTION,...] [--servers NAME,...]
@@ -514,19 +515,176 @@ def flood(names, out_dir):
                 finish_report(out_dir, key, shown, started, result, extra)
 
 
-def redis(names, out_dir):
-    """TODO (issue 14, not built yet): rooms that span server processes through Redis pub/sub.
+class RedisServer:
+    """A local redis-server for the cluster rows, pinned to the servers' core (the cluster gets
+    the same one core as a single process: the rows show what the bus costs, not what more
+    cores give), on a free port, nothing saved to disk; stopped on exit."""
 
-    What this section will measure once `server --redis URL --node-id ID --reuse-port` and
-    `loadgen` with several `--url`s exist:
-      - a room of 1,000 clients spread over 2 server processes (each pinned to its own core, a
-        local `redis-server` beside them) against the same room on 1 process: deliveries/s,
-        delivery p99, and the latency the bus adds (the difference in p50/p99 between clients
-        on the sender's process and clients on the other one, from loadgen's per-URL breakdown);
-      - Redis's own PUBLISH rate on this machine (`redis-benchmark -t publish` or a pipelined
-        client), to say where Redis itself becomes the limit.
-    Nothing is measured and nothing is written to the README until then."""
-    print("redis: not built yet (issue 14): no server --redis and no multi-URL loadgen; nothing measured", flush=True)
+    def __init__(self, log_dir):
+        import socket
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.log = open(log_dir / "redis-server.log", "w")
+        self.process = subprocess.Popen(["taskset", "-c", SERVER_CORE, "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                         "--save", "", "--appendonly", "no", "--daemonize", "no"], stdout=self.log, stderr=self.log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of a process, from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cluster_loadgen(servers, redis_server, args, out_dir, name):
+    """One loadgen over every server's URL (clients spread round robin by the loadgen); the
+    CPU of each server process and of redis-server over the run is added to the report."""
+    cmd, shown = loadgen_command("fanout", servers[0], args, out_dir, name)
+    at = cmd.index("--url")
+    for server in reversed(servers[1:]):
+        cmd[at + 2:at + 2] = ["--url", server.url()]
+    shown = shown.replace(f"--url {servers[0].url()}", " ".join(f"--url {server.url()}" for server in servers))
+    pids = {server.name: server.process.pid for server in servers}
+    if redis_server:
+        pids["redis-server"] = redis_server.process.pid
+    before = {who: cpu_seconds(pid) for who, pid in pids.items()}
+    started = time.time()
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    extra = {"cluster_cpu_s": {who: cpu_seconds(pid) - before[who] for who, pid in pids.items()}}
+    if len(servers) > 1:
+        extra["bus_metrics"] = {server.name: server.metrics(r"^ws_bus_") for server in servers}
+    return finish_report(out_dir, name, shown, started, result, extra)
+
+
+REDIS_RATES = (100, 500, 1000)
+
+
+def redis(names, out_dir):
+    """Rooms that span processes through Redis pub/sub (issue 14).
+
+    - One room of 1,000 clients, 10 senders, at 100, 500 and 1,000 messages/s (100k, 500k and
+      1M deliveries/s offered): on 1 process (`1proc`), and spread round robin over 2 processes
+      joined by a local redis-server (`2proc`, the loadgen with two `--url`s). Both processes
+      and redis-server share the servers' one core, so the difference is what the bus costs.
+    - The latency the bus adds: 2 processes, 1 sender on the first process at 100 msg/s; the
+      receivers on the first get it locally, those on the second through Redis; the loadgen's
+      per-URL figures give both.
+    - Redis's own publishes/s on this machine: `redis-benchmark ... publish CHANNEL PAYLOAD` with no pipeline
+      and with 16 commands in flight per connection, 50 connections, 64-byte payloads, with
+      no subscriber and with 2 (what two server processes cost Redis per message)."""
+    if "ours" not in names:
+        return
+    if shutil.which("redis-server") is None:
+        subprocess.run([str(ROOT / "scripts/redis-server.sh")], check=False)
+    clients = size(1000, 1000, 100)
+    duration = size("5s", "3s", "1s")
+    rates = size(REDIS_RATES, (500,), (100,))
+    base = SPECS["ours"]
+    common = ["--clients", str(clients), "--duration", duration, "--drain", size("3s", "3s", "1s"),
+              "--connect-rate", "5000", "--connect-timeout", "30s"]
+    for rate in rates:
+        key = f"redis-1proc-{rate}r-ours"
+        print(f"redis: {clients} clients on 1 process, 10 senders, {rate} msg/s", flush=True)
+        server = serve("ours", base, out_dir, key)
+        if server is not None:
+            with server:
+                cluster_loadgen([server], None, common + ["--senders", "10", "--rate", str(rate)], out_dir, key)
+        key = f"redis-2proc-{rate}r-ours"
+        print(f"redis: {clients} clients over 2 processes + redis-server, 10 senders, {rate} msg/s", flush=True)
+        run_cluster(key, out_dir, common + ["--senders", "10", "--rate", str(rate)])
+    key = "redis-buslatency-ours"
+    print(f"redis: {clients} clients over 2 processes, 1 sender on the first, 100 msg/s (the bus's latency)", flush=True)
+    run_cluster(key, out_dir, common + ["--senders", "1", "--rate", "100"])
+    publish_rate(out_dir)
+
+
+def run_cluster(key, out_dir, args):
+    try:
+        with RedisServer(out_dir) as redis_server:
+            servers = []
+            try:
+                for index in (1, 2):
+                    spec = dict(SPECS["ours"], cmd=SPECS["ours"]["cmd"] + ["--redis", redis_server.url, "--node-id", str(index)])
+                    server = serve(f"ours-node{index}", spec, out_dir, key)
+                    if server is None:
+                        return
+                    servers.append(server)
+                deadline = time.time() + 10
+                while time.time() < deadline and not all(any(line.endswith(" 1") for line in server.metrics(r"^ws_bus_connected ")) for server in servers):
+                    time.sleep(0.1)
+                cluster_loadgen(servers, redis_server, args, out_dir, key)
+            finally:
+                for server in servers:
+                    server.stop()
+    except RuntimeError as error:
+        print(f"  {key}: {error}", flush=True)
+        record_failure(out_dir, key, str(error))
+
+
+def publish_rate(out_dir):
+    """redis-benchmark running PUBLISH (it has no built-in publish test: the command is given):
+    Redis's own rate here, unpipelined and 16 in flight per connection, with no subscriber and
+    with 2 subscribers on the channel (what 2 server processes cost Redis per message)."""
+    key = "redis-publish-ours"
+    if shutil.which("redis-benchmark") is None:
+        record_failure(out_dir, key, "redis-benchmark is missing (Debian's redis-tools)")
+        return
+    requests = size(200000, 100000, 20000)
+    payload = "x" * 64
+    figures = {}
+    try:
+        with RedisServer(out_dir) as redis_server:
+            for pipeline, subscribers in ((1, 0), (16, 0), (16, 2)):
+                listeners = [subprocess.Popen(["redis-cli", "-p", str(redis_server.port), "subscribe", "fanout:bench"],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(subscribers)]
+                try:
+                    time.sleep(0.3 if subscribers else 0)
+                    cmd = ["taskset", "-c", LOADGEN_CORE, "redis-benchmark", "-p", str(redis_server.port), "-n", str(requests),
+                           "-c", "50", "-P", str(pipeline), "--csv", "publish", "fanout:bench", payload]
+                    print(f"redis: redis-benchmark publish, pipeline {pipeline}, {subscribers} subscriber(s)", flush=True)
+                    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                finally:
+                    for listener in listeners:
+                        listener.kill()
+                        listener.wait()
+                rows = [line for line in result.stdout.splitlines() if line.startswith('"publish')]
+                if result.returncode != 0 or not rows:
+                    record_failure(out_dir, key, f"redis-benchmark failed ({result.returncode}): {(result.stderr or result.stdout).strip()[-300:]}")
+                    return
+                cells = [cell.strip('"') for cell in rows[0].split('","')]
+                shown = " ".join(cmd[3:]).replace(payload, "<64 bytes>")
+                figures[f"P{pipeline}-S{subscribers}"] = {"cmd": shown, "pipeline": pipeline, "subscribers": subscribers,
+                                                          "requests_per_s": float(cells[1]), "p50_ms": float(cells[4]), "p99_ms": float(cells[6])}
+    except (RuntimeError, ValueError, IndexError) as error:
+        record_failure(out_dir, key, str(error))
+        return
+    (out_dir / f"{key}.json").write_text(json.dumps({"publish": figures}, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -603,6 +761,8 @@ PATTERNS = [
     ("tls", r"tls-memory-(\d+)-(.+)", lambda m: (("memory", m[2]), m[2])),
     ("compression", r"compression-(300B|2KB)-(.+)", lambda m: ((m[1], m[2]), m[2])),
     ("flood", r"flood-(quiet|flooded)-(.+)", lambda m: ((m[2], m[1]), m[2])),
+    ("redis", r"redis-(1proc|2proc)-(\d+)r-(.+)", lambda m: ((m[1], int(m[2])), m[3])),
+    ("redis", r"redis-(buslatency|publish)-(.+)", lambda m: ((m[1],), m[2])),
 ]
 
 
@@ -626,7 +786,9 @@ def load_results(out_dir):
             continue
         section, key, _ = found
         report = json.loads(path.read_text())
-        if section == "memory" or (section == "tls" and key[0] == "memory"):
+        if section == "redis" and key[0] == "publish":
+            row = report
+        elif section == "memory" or (section == "tls" and key[0] == "memory"):
             baseline = report.get("server_rss_before_clients_bytes", 0)
             peak = report["resources"]["server_rss_max_bytes"] or 0
             connected = report["connections"]["ok"]
@@ -1249,6 +1411,70 @@ def write_flood(add, results):
         add("")
 
 
+def write_redis(add, results):
+    rows = results["redis"]
+    if not rows:
+        add("## Rooms across processes (Redis)")
+        add("")
+        add("Not measured in this run (`bench/run.py --only redis`).")
+        add("")
+        return
+    add("## Rooms across processes (Redis pub/sub)")
+    add("")
+    clients = next(iter(rows.values()))[1].get("run", {}).get("clients", 1000)
+    add(f"One room of {clients:,} clients, 10 senders. *1 process*: our server alone. *2 processes*: two of our servers with `--redis` and a local redis-server, "
+        "the loadgen's clients spread round robin over both (two `--url`s); each message is delivered locally at once and published once, "
+        "the other process frames it once for its members. Both processes and redis-server share the servers' one core (the same CPU as 1 process), "
+        "so the rows show what the bus costs, not what more cores give. *CPU* is the sum of the processes' CPU over the run (from /proc).")
+    add("")
+    add("| deliveries/s offered | setup | deliveries/s | delivered | delivery p50 | p99 | p99.9 | CPU (servers + redis) | loadgen CPU |")
+    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for rate in sorted({key[1] for key in rows if key[0] in ("1proc", "2proc")}):
+        for setup in ("1proc", "2proc"):
+            entry = rows.get((setup, rate))
+            if not entry:
+                continue
+            row, report = entry
+            cpu = report.get("cluster_cpu_s") or {}
+            wall = report["resources"]["wall_s"] or 1
+            cpu_text = " + ".join(f"{value / wall * 100:.0f}%" for value in cpu.values()) or "-"
+            clients = report["run"]["clients"]
+            add(f"| {rate * clients:,} | {'1 process' if setup == '1proc' else '2 processes + redis'}{bound_mark(row)} | {fmt_rate(row['per_second'])} | "
+                f"{row['delivered_share'] * 100:.1f}% | {latency_cells(row, ('p50', 'p99', 'p99_9'))} | {cpu_text} | {row['loadgen_cpu'] * 100:.0f}% |")
+    add("")
+    latency = rows.get(("buslatency",))
+    if latency:
+        row, report = latency
+        per_url = report.get("per_url") or []
+        add("**The latency the bus adds**: 1 sender on the first process at 100 messages/s; its receivers on the first process get each message locally, "
+            "those on the second through Redis (PUBLISH, Redis, the subscriber's read, framing once, the writes).")
+        add("")
+        if len(per_url) == 2:
+            local, remote = (entry.get("delivery_latency_us") or {} for entry in per_url)
+            add("| receivers | delivery p50 | p99 | p99.9 | max |")
+            add("| --- | --- | --- | --- | --- |")
+            add(f"| on the sender's process (local) | {fmt_us(local.get('p50'))} | {fmt_us(local.get('p99'))} | {fmt_us(local.get('p99_9'))} | {fmt_us(local.get('max'))} |")
+            add(f"| on the other process (through Redis) | {fmt_us(remote.get('p50'))} | {fmt_us(remote.get('p99'))} | {fmt_us(remote.get('p99_9'))} | {fmt_us(remote.get('max'))} |")
+            if local.get("p50") and remote.get("p50"):
+                add(f"| the bus adds | {fmt_us(remote['p50'] - local['p50'])} | {fmt_us(remote['p99'] - local['p99'])} | | |")
+        else:
+            add("(This loadgen reports no per-URL figures (`per_url`): it predates several `--url`s, so the two sides cannot be told apart.)")
+        add("")
+    publish = rows.get(("publish",))
+    if publish:
+        figures = publish[0].get("publish", {})
+        add("**Redis's own PUBLISH rate** on this machine (`redis-benchmark` running `PUBLISH`, 50 connections, 64-byte payloads; redis-server on the servers' core, redis-benchmark on the loadgen's):")
+        add("")
+        for entry in figures.values():
+            add(f"- pipeline {entry['pipeline']}, {entry['subscribers']} subscriber(s): {entry['requests_per_s']:,.0f} publishes/s "
+                f"(p50 {entry['p50_ms']} ms, p99 {entry['p99_ms']} ms): `{entry['cmd']}`")
+        add("")
+        add("Each chat message is one PUBLISH, whatever the room size; Redis sends it once to each subscribed process, which frames it once for all its members. "
+            "So N processes of 1,000 members each turn one PUBLISH into N x 1,000 deliveries, and Redis becomes the limit only when the messages per second across all rooms "
+            "approach the rates above (divided by the number of subscribed processes for the fan-out Redis itself does).")
+        add("")
+
+
 def write_plots(out_dir, results):
     try:
         import matplotlib
@@ -1374,10 +1600,7 @@ def write_readme(out_dir, runs, quick, results, failures, plots):
             first = " / ".join(line for line in text.splitlines()[:3] if line.strip())[:300]
             add(f"- `{stem}`: {first}")
         add("")
-    add("## Not measured yet")
-    add("")
-    add("- Rooms across server processes through Redis (issue 14): no rows until `server --redis` and a multi-URL loadgen exist; see `redis()` in bench/run.py for what will be measured.")
-    add("")
+    write_redis(add, results)
 
     if plots:
         add("## Plots")
@@ -1442,6 +1665,8 @@ def section_servers(section, requested):
         known = list(COMPRESSION_SPECS)
     elif section == "flood":
         known = list(FLOOD_SERVERS) if requested is None else list(SPECS)
+    elif section == "redis":
+        known = ["ours"]
     else:
         known = []
     if requested is None:

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::bus::RedisAddress;
 use crate::core::{Config, Mode, RateLimit, RateLimitPolicy, SlowConsumer, MAX_DURATION};
 
 /// How log lines look.
@@ -231,12 +232,59 @@ pub struct Args {
     )]
     pub tls_key: Option<std::path::PathBuf>,
 
+    /// Join the other processes of a cluster through Redis pub/sub:
+    /// `redis://[[user]:password@]host:port[/db]`. A room's messages reach its members on
+    /// every process subscribed to it. Without it, rooms are local to this process. Redis
+    /// down is not fatal: local rooms are served, the outage is counted in /metrics
+    /// (`ws_bus_*`), and the connection is retried with backoff.
+    #[arg(long, env = "FANOUT_REDIS", value_name = "URL", value_parser = RedisAddress::parse)]
+    pub redis: Option<RedisAddress>,
+
+    /// The Redis password when the URL has none (also read from REDISCLI_AUTH). Prefer the
+    /// environment to the command line, where other users can see it.
+    #[arg(
+        long,
+        env = "FANOUT_REDIS_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_password: Option<String>,
+
+    /// Bytes waiting to be written to Redis at most (Redis slow or its link congested);
+    /// messages past it are not published, counted in ws_bus_dropped_total.
+    #[arg(long, env = "FANOUT_REDIS_BUFFER", default_value_t = 8 << 20, value_name = "BYTES", value_parser = parse_size)]
+    pub redis_buffer: usize,
+
+    /// This process's id on the bus (16 hex digits), so it knows its own messages when Redis
+    /// sends them back. Default: random at each start.
+    #[arg(long, env = "FANOUT_NODE_ID", value_name = "HEX", value_parser = parse_node_id)]
+    pub node_id: Option<u64>,
+
+    /// Set SO_REUSEPORT on the listening socket, so that several processes share one port
+    /// (the kernel spreads new connections over them); with --redis, they share rooms too.
+    #[arg(long, env = "FANOUT_REUSE_PORT")]
+    pub reuse_port: bool,
+
     /// How log lines look: `text` or `json` (one object per line).
     #[arg(long, env = "FANOUT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
 
 impl Args {
+    /// The Redis address with its password from the URL, --redis-password /
+    /// FANOUT_REDIS_PASSWORD, or REDISCLI_AUTH, in that order.
+    pub fn redis_address(&self) -> Option<RedisAddress> {
+        let mut address = self.redis.clone()?;
+        if address.password.is_none() {
+            address.password = self
+                .redis_password
+                .clone()
+                .or_else(|| std::env::var("REDISCLI_AUTH").ok())
+                .filter(|password| !password.is_empty());
+        }
+        Some(address)
+    }
+
     /// The core's configuration.
     pub fn core_config(&self) -> Config {
         Config {
@@ -327,6 +375,15 @@ fn parse_metrics_listen(text: &str) -> Result<MetricsListen, String> {
     }
 }
 
+/// Parses a node id: up to 16 hex digits, `0x` allowed.
+fn parse_node_id(text: &str) -> Result<u64, String> {
+    let digits = text.trim().trim_start_matches("0x");
+    if digits.is_empty() || digits.len() > 16 {
+        return Err(format!("`{text}` is not a node id (1 to 16 hex digits)"));
+    }
+    u64::from_str_radix(digits, 16).map_err(|_| format!("`{text}` is not a node id (hex digits)"))
+}
+
 /// Parses `30s`, `500ms`, `2m`, `1h`, or a number of seconds, up to 7 days.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -410,6 +467,26 @@ mod tests {
         assert!(parse_listen("localhost").unwrap_err().contains("no port"));
         assert!(parse_listen(":http").is_err());
         assert_eq!(parse_metrics_listen("off"), Ok(MetricsListen::Off));
+    }
+
+    #[test]
+    fn node_ids_are_hex_and_redis_urls_are_checked() {
+        assert_eq!(parse_node_id("0xff"), Ok(255));
+        assert_eq!(parse_node_id("00000000deadbeef"), Ok(0xdead_beef));
+        assert!(parse_node_id("xyz").is_err());
+        assert!(parse_node_id("12345678901234567").is_err());
+        let args = Args::try_parse_from([
+            "server",
+            "--redis",
+            "redis://127.0.0.1:6390/1",
+            "--redis-password",
+            "pw",
+        ])
+        .unwrap();
+        let address = args.redis_address().unwrap();
+        assert_eq!(address.password.as_deref(), Some("pw"));
+        assert_eq!((address.port, address.database), (6390, 1));
+        assert!(Args::try_parse_from(["server", "--redis", "http://x"]).is_err());
     }
 
     #[test]

@@ -29,6 +29,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::core::{Accepted, Core, Millis, Output};
 use crate::process;
+use crate::redis_link::RedisLinks;
 use crate::tls::{TlsAcceptor, TlsRead, TlsSession};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -54,6 +55,10 @@ pub struct ShellConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// TLS on the main port, if configured.
     pub tls: Option<TlsAcceptor>,
+    /// Where Redis is, when the bus is on (the core must have it enabled).
+    pub redis: Option<SocketAddr>,
+    /// SO_REUSEPORT on the main listener, so that several processes share its port.
+    pub reuse_port: bool,
 }
 
 /// The server: its sockets and its core.
@@ -78,13 +83,19 @@ pub struct EventLoop {
     /// Accepts refused for lack of descriptors since the last log line about it.
     fd_exhausted_unlogged: u64,
     fd_logged_at: Option<Millis>,
+    /// The sockets to Redis, when the bus is on.
+    redis: Option<RedisLinks>,
 }
 
 impl EventLoop {
     /// Binds the listening sockets and sets up signal handling.
     pub fn bind(shell: ShellConfig, core: Core) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(shell.listen)?;
+        let mut listener = if shell.reuse_port {
+            bind_reuse_port(shell.listen)?
+        } else {
+            TcpListener::bind(shell.listen)?
+        };
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let metrics_listener = match shell.metrics_listen {
@@ -118,6 +129,7 @@ impl EventLoop {
             accept_paused_until: None,
             fd_exhausted_unlogged: 0,
             fd_logged_at: None,
+            redis: shell.redis.map(RedisLinks::new),
         })
     }
 
@@ -159,6 +171,9 @@ impl EventLoop {
             let now = self.clock();
             self.core.handle_timeout(now);
             self.apply_outputs();
+            if let Some(redis) = self.redis.as_mut() {
+                redis.apply_outputs(self.poll.registry(), &mut self.core, now);
+            }
 
             for key in std::mem::take(&mut self.read_again) {
                 self.read(key, false, now);
@@ -168,6 +183,20 @@ impl EventLoop {
                     LISTENER => self.accept(false, now),
                     METRICS_LISTENER => self.accept(true, now),
                     SIGNALS => self.on_signal(now),
+                    token if RedisLinks::link_of(token).is_some() => {
+                        if let (Some(redis), Some(link)) =
+                            (self.redis.as_mut(), RedisLinks::link_of(token))
+                        {
+                            redis.on_event(
+                                link,
+                                event,
+                                self.poll.registry(),
+                                &mut self.core,
+                                &mut self.read_buffer,
+                                now,
+                            );
+                        }
+                    }
                     Token(key) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             let may_stop_short = !event.is_read_closed() && !event.is_error();
@@ -182,6 +211,10 @@ impl EventLoop {
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 self.accept(false, now);
+            }
+            // Redis first: it relays to the other nodes while we write to our own clients.
+            if let Some(redis) = self.redis.as_mut() {
+                redis.write(self.poll.registry(), &mut self.core, now);
             }
             self.flush();
             if self.core.is_finished() {
@@ -614,6 +647,22 @@ impl EventLoop {
         self.core.handle_shutdown(now);
         self.apply_outputs();
     }
+}
+
+/// A listener with SO_REUSEPORT (and SO_REUSEADDR), for processes sharing one port.
+fn bind_reuse_port(address: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 fn key_of(output: Output) -> usize {

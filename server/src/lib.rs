@@ -3,10 +3,12 @@
 //! [`event_loop`], the thin mio shell around the core.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod cli;
 pub mod core;
 pub mod event_loop;
 pub mod logging;
 pub mod page;
 pub mod process;
+pub mod redis_link;
 pub mod tls;

@@ -8,7 +8,7 @@ use clap::Parser;
 use log::{error, info, warn};
 
 use server::cli::{Args, MetricsListen};
-use server::core::{Core, Mode, RateLimitPolicy, SlowConsumer};
+use server::core::{BusConfig, Core, Mode, RateLimitPolicy, SlowConsumer};
 use server::event_loop::{EventLoop, ShellConfig};
 use server::tls::TlsAcceptor;
 use server::{logging, process};
@@ -45,6 +45,17 @@ fn main() -> ExitCode {
         },
         _ => None,
     };
+    let redis = args.redis_address();
+    let redis_socket = match &redis {
+        Some(address) => match resolve_redis(address) {
+            Ok(socket) => Some(socket),
+            Err(error) => {
+                eprintln!("error: --redis {address}: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let shell = ShellConfig {
         listen: args.listen,
         metrics_listen: match args.metrics_listen {
@@ -53,9 +64,24 @@ fn main() -> ExitCode {
         },
         trusted_proxies: args.trusted_proxy.clone(),
         tls,
+        redis: redis_socket,
+        reuse_port: args.reuse_port,
     };
     let config = args.core_config();
-    let event_loop = match EventLoop::bind(shell, Core::new(config)) {
+    let mut core = Core::new(config);
+    if let Some(address) = &redis {
+        let node_id = args.node_id.unwrap_or_else(random_node_id);
+        info!(
+            "bus: redis at {address} ({}), node id {node_id:016x}; rooms are shared with every process on it",
+            redis_socket.map_or(String::new(), |socket| socket.to_string())
+        );
+        core.enable_bus(BusConfig {
+            node_id,
+            login: address.login_commands(),
+            max_buffered_bytes: args.redis_buffer,
+        });
+    }
+    let event_loop = match EventLoop::bind(shell, core) {
         Ok(event_loop) => event_loop,
         Err(error) => {
             error!("cannot listen on {}: {error}", args.listen);
@@ -79,6 +105,36 @@ fn main() -> ExitCode {
         Err(error) => {
             error!("event loop failed: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The Redis host's address, resolved once at start (IPv4 first).
+fn resolve_redis(address: &server::bus::RedisAddress) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let resolved: Vec<std::net::SocketAddr> = (address.host.as_str(), address.port)
+        .to_socket_addrs()
+        .map_err(|error| format!("cannot resolve {}: {error}", address.host))?
+        .collect();
+    resolved
+        .iter()
+        .find(|socket| socket.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| format!("{} resolves to no address", address.host))
+}
+
+/// A random node id: 8 bytes of /dev/urandom, or the process id and the time without it.
+fn random_node_id() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    match std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(&mut bytes)) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+            nanos ^ (u64::from(std::process::id()) << 32)
         }
     }
 }

@@ -18,6 +18,8 @@ use protocol::handshake::client::ClientHandshake;
 use protocol::message::{Decoder, Event};
 use protocol::Status;
 
+pub mod redis;
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 

@@ -22,6 +22,7 @@
 //! `std::net`; the simulation tests (`tests.rs`) and the fuzz target drive it with in-memory
 //! sockets on virtual time.
 
+mod bus;
 mod clock;
 mod config;
 mod connection;
@@ -49,6 +50,7 @@ use protocol::message::{Decoder, Event, Incoming};
 use protocol::{Error, Status};
 use slab::Slab;
 
+pub use bus::{BusConfig, BusMetrics, BusOutput, Link};
 pub use clock::{Millis, Tick, MAX_DURATION, TICK};
 pub use config::{Config, Mode, RateLimitPolicy, SlowConsumer};
 pub use connection::{Connection, Flags, Phase};
@@ -148,6 +150,8 @@ pub struct Core {
     message_completed: bool,
     /// Reads the process's figures for `/metrics` (the shell's; the core reads no system).
     process_stats: Option<Box<dyn FnMut() -> ProcessStats>>,
+    /// The Redis pub/sub bus, when `--redis` is given (see `bus.rs`).
+    bus: Option<Box<bus::Bus>>,
 }
 
 impl Core {
@@ -181,6 +185,7 @@ impl Core {
             deflaters: Default::default(),
             message_completed: false,
             process_stats: None,
+            bus: None,
         }
     }
 
@@ -334,14 +339,18 @@ impl Core {
             self.sweep_timers();
             self.next_sweep = now.after(SWEEP_EVERY);
         }
+        self.bus_timeout(now); // bus hook
     }
 
     /// When the shell should call [`Core::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Millis {
-        match self.shutdown_deadline {
+        let timeout = match self.shutdown_deadline {
             Some(deadline) => deadline.min(self.next_sweep),
             None => self.next_sweep,
-        }
+        };
+        // bus hook: its retry and connect timers.
+        self.bus_poll_timeout()
+            .map_or(timeout, |bus| bus.min(timeout))
     }
 
     /// Starts a graceful shutdown: every open WebSocket gets a close with 1001, sockets in
@@ -626,6 +635,9 @@ impl Core {
                     None => debug!("connection #{id}: websocket open in room {room}"),
                 }
                 mark_for_flush(connection, key, &mut self.flush_list);
+                if let Some(seat) = self.connections[key].seat.get() {
+                    self.bus_room_joined(seat); // bus hook: first local member subscribes
+                }
                 if head_len < buffer.len() {
                     // Frames sent right behind the handshake, in the same read.
                     self.on_frame_bytes(key, buffer, head_len);
@@ -647,7 +659,8 @@ impl Core {
             }
             Decision::Metrics { head_only } => {
                 let process = self.process_stats.as_mut().map(|source| source());
-                let body = self.metrics.render(self.gauges(), process);
+                let mut body = self.metrics.render(self.gauges(), process);
+                self.render_bus_metrics(&mut body); // bus hook
                 self.answer_ok(key, "text/plain; version=0.0.4", body.as_bytes(), head_only);
             }
             Decision::Rooms { head_only } => {
@@ -797,7 +810,10 @@ impl Core {
             match action {
                 Action::Nothing => {}
                 Action::Relay(frame) => match self.config.mode {
-                    Mode::Chat => self.broadcast(key, frame),
+                    Mode::Chat => {
+                        self.bus_publish(key, &frame); // bus hook: once, for the other nodes
+                        self.broadcast(key, frame)
+                    }
                     Mode::Echo => {
                         if self.enqueue(key, frame, true) {
                             self.metrics.frames_delivered += 1;
@@ -1089,6 +1105,7 @@ impl Core {
         let Some(seat) = seat.get() else {
             return;
         };
+        self.bus_room_leaving(seat); // bus hook: last local member unsubscribes
         let left = self.rooms.leave(seat, self.now.tick());
         if let Some((moved, index)) = left.moved {
             self.connections[moved].seat.index = index;

@@ -245,6 +245,11 @@ impl Rooms {
             .map_or(&[], |room| room.members.as_slice())
     }
 
+    /// The room called `name`, if it exists (it has members, or keeps history).
+    pub fn find(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).copied()
+    }
+
     /// The name of a room.
     pub fn name(&self, room: u32) -> Option<&str> {
         self.rooms.get(room as usize).map(|room| &*room.name)
