@@ -535,7 +535,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-
 /// Runs a binary to its end with a deadline of [`WAIT`] (killed past it, which fails the
 /// test): its exit code and its stderr, for tests of refused command lines and start-up errors.
 pub fn run_to_exit(name: &str, args: &[&str]) -> (Option<i32>, String) {
