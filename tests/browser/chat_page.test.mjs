@@ -244,3 +244,44 @@ test("served over https, two pages in a room chat through wss:// and another roo
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("chromium negotiates permessage-deflate and long messages arrive whole through the shared compressed frame", async () => {
+  const alice = await openChat("/deflate", "alice");
+  const bob = await openChat("/deflate", "bob");
+  // The response's Sec-WebSocket-Extensions, as the browser agreed it.
+  const agreed = await alice.evaluate(() => socket.extensions);
+  assert.match(agreed, /permessage-deflate/);
+  assert.match(agreed, /server_no_context_takeover/);
+  assert.match(agreed, /client_no_context_takeover/);
+  const long = "compressible ".repeat(40) + "end of the long message";
+  await send(alice, long);
+  await waitForMessage(bob, "end of the long message");
+  const seen = await messages(bob);
+  assert.ok(seen.some((m) => m.text.includes(long)), "the long message arrived whole");
+  const metrics = await (await fetch(`http://${address}/metrics`)).text();
+  assert.match(metrics, /ws_frames_compressed_total [1-9]/, "the broadcast was compressed");
+  assert.match(metrics, /ws_messages_inflated_total [1-9]/, "chromium's message was inflated");
+  for (const page of [alice, bob]) await page.context().close();
+});
+
+test("with --history, a page that joins sees what was said, and a reconnect shows nothing twice", async () => {
+  const history = await startServer("127.0.0.1:0", ["--history", "20"]);
+  const origin = `http://${history.address}`;
+  try {
+    const alice = await openChat("/history", "alice", undefined, origin);
+    await send(alice, "said before bob came");
+    await waitForMessage(alice, "said before bob came");
+    const bob = await openChat("/history", "bob", undefined, origin);
+    await waitForMessage(bob, "said before bob came");
+    // Bob's page reconnects (as after a network blip): the history comes again, shown once.
+    await bob.evaluate(() => socket.close());
+    await bob.waitForSelector('#state[data-state="open"]', { timeout: 15000 });
+    await send(alice, "said after the reconnect");
+    await waitForMessage(bob, "said after the reconnect");
+    const seen = (await messages(bob)).filter((m) => m.text.includes("said before bob came"));
+    assert.equal(seen.length, 1, "the history message is shown once");
+    for (const page of [alice, bob]) await page.context().close();
+  } finally {
+    await stopServer(history.child);
+  }
+});

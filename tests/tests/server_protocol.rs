@@ -141,10 +141,12 @@ fn a_handshake_that_does_not_complete_in_time_is_dropped() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     socket.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
-    let started = Instant::now();
+    // The server closes it (a read of 0), long before the read timeout would say otherwise.
     let mut buffer = [0u8; 16];
-    assert_eq!(socket.read(&mut buffer).unwrap_or(0), 0);
-    assert!(started.elapsed() < Duration::from_secs(4));
+    match socket.read(&mut buffer) {
+        Ok(0) => {}
+        other => panic!("expected the server to close the socket, got {other:?}"),
+    }
     assert_eq!(server.metric("ws_timeouts_total"), 1.0);
 }
 
