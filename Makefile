@@ -1,5 +1,5 @@
 # The project's commands. `make test` is what CI runs (.ci/run); it installs what it needs.
-.PHONY: all build test unit conformance test-browser fmt fmt-check lint fuzz bench bench-quick bench-setup bench-protocol soak run run-cluster redis-setup clean
+.PHONY: all build test unit conformance test-browser fmt fmt-check lint doc fuzz fuzz-build bench bench-quick bench-setup bench-protocol soak run run-cluster redis-setup clean
 
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
@@ -9,9 +9,10 @@ all: build
 build:
 	$(CARGO) build --workspace --release
 
-## test: formatting, clippy, every unit and integration test, the Autobahn conformance run,
+## test: formatting, clippy, the API docs, every unit and integration test (the core fuzz
+## target's seeds replayed among them), every fuzz target built, the Autobahn conformance run,
 ## and the chat page in a real browser.
-test: fmt-check lint unit conformance test-browser
+test: fmt-check lint doc unit fuzz-build conformance test-browser
 
 unit: redis-setup
 	$(CARGO) test --workspace
@@ -35,9 +36,19 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## fuzz: every protocol fuzz target for FUZZ_SECONDS each (cargo-fuzz, installed if missing).
+## doc: the API docs build without a warning (broken links included).
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+## fuzz: every fuzz target (protocol/fuzz, server/fuzz) for FUZZ_SECONDS each (cargo-fuzz,
+## installed if missing).
 fuzz:
 	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## fuzz-build: builds every fuzz target without running it, so that none rots (cargo-fuzz,
+## installed if missing; RUSTC_BOOTSTRAP=1 on stable).
+fuzz-build:
+	./scripts/fuzz.sh --build-only
 
 ## bench: our server against the peers, driven by loadgen; writes bench-results/ (under 20 min).
 bench: bench-setup

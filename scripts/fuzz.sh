@@ -1,22 +1,37 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of protocol/fuzz for a bounded time each (default 30 s), starting
-# from the committed seeds. cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP lets the stable
-# toolchain provide them.
+# Runs every fuzz target of protocol/fuzz and server/fuzz for a bounded time each (default
+# 30 s), starting from the committed seeds; `--build-only` builds them all and runs nothing
+# (what `make test` does, so that no target rots). cargo-fuzz needs nightly features:
+# RUSTC_BOOTSTRAP lets the stable toolchain provide them.
 set -euo pipefail
-cd "$(dirname "$0")/../protocol/fuzz"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD_ONLY=0
+if [ "${1:-}" = "--build-only" ]; then
+    BUILD_ONLY=1
+    shift
+fi
 SECONDS_EACH=${1:-30}
 if ! cargo fuzz --version > /dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz" >&2
-    cargo install --quiet cargo-fuzz
+    cargo install --quiet --locked cargo-fuzz
 fi
-for target in $(cargo fuzz list); do
-    mkdir -p "corpus/$target"
-    echo "fuzz: $target for ${SECONDS_EACH}s" >&2
-    RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 2>&1 | grep -E "DONE|Done|==[0-9]+==|SUMMARY|panicked" || true
-    # A crash leaves an artifact and a non-zero status.
-    if ls "artifacts/$target"/crash-* > /dev/null 2>&1; then
-        echo "fuzz: $target found a crash: $(ls artifacts/$target/crash-*)" >&2
-        exit 1
+export RUSTC_BOOTSTRAP=1
+for crate in protocol/fuzz server/fuzz; do
+    cd "$root/$crate"
+    if [ "$BUILD_ONLY" = 1 ]; then
+        echo "fuzz: building every target of $crate" >&2
+        cargo fuzz build
+        continue
     fi
+    for target in $(cargo fuzz list); do
+        mkdir -p "corpus/$target"
+        echo "fuzz: $crate $target for ${SECONDS_EACH}s" >&2
+        cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+            -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 2>&1 | grep -E "DONE|Done|==[0-9]+==|SUMMARY|panicked" || true
+        # A crash leaves an artifact and a non-zero status.
+        if ls "artifacts/$target"/crash-* > /dev/null 2>&1; then
+            echo "fuzz: $crate $target found a crash: $(ls artifacts/$target/crash-*)" >&2
+            exit 1
+        fi
+    done
 done

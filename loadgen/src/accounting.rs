@@ -3,7 +3,7 @@
 //! without expecting it.
 //!
 //! Pure: no clock, no socket. A receiver keeps one [`ReceiverBook`]; each probe delivered to it
-//! is judged by [`ReceiverBook::record`] into a [`Verdict`]; at the end [`ReceiverBook::settle`]
+//! is judged by [`ReceiverBook::record`] into a [`Verdict`]; at the end `settle`
 //! compares what it saw with what it was owed and gives a [`Tally`]. Every copy after the first
 //! is a duplicate however late it comes, and a duplicate is never counted as a delivery, so it
 //! cannot hide a loss.
@@ -148,6 +148,35 @@ impl ReceiverBook {
         verdict
     }
 
+    /// What settling needs of this book: first copies per sender, duplicates, out of order.
+    /// Small, so that it can travel in a report to be merged with other processes' books.
+    pub fn counts(&self) -> ReceiverCounts {
+        ReceiverCounts {
+            measured: self.senders.iter().map(|seen| seen.measured).collect(),
+            duplicated: self.duplicated,
+            out_of_order: self.out_of_order,
+        }
+    }
+
+    /// Compares what was seen with what was owed (see [`ReceiverCounts::settle`]).
+    #[cfg(test)]
+    pub fn settle(&self, owed: &[Owed]) -> Tally {
+        self.counts().settle(owed)
+    }
+}
+
+/// A receiver's book reduced to what settling needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiverCounts {
+    /// First copies in the measured window, per sender slot.
+    pub measured: Vec<u64>,
+    /// Copies after the first.
+    pub duplicated: u64,
+    /// First copies that came after a later message of the same sender.
+    pub out_of_order: u64,
+}
+
+impl ReceiverCounts {
     /// Compares what was seen with what was owed. `owed` lists each sender the receiver should
     /// have heard, once; first copies from any other sender are unexpected.
     pub fn settle(&self, owed: &[Owed]) -> Tally {
@@ -158,25 +187,28 @@ impl ReceiverBook {
         };
         for debt in owed {
             let got = self
-                .senders
+                .measured
                 .get(debt.sender as usize)
-                .map_or(0, |seen| seen.measured);
+                .copied()
+                .unwrap_or(0);
             let counted = got.min(debt.messages);
             tally.expected += debt.messages;
             tally.received += counted;
             tally.lost += debt.messages - counted;
             tally.unexpected += got - counted;
         }
-        for (slot, seen) in self.senders.iter().enumerate() {
+        for (slot, measured) in self.measured.iter().enumerate() {
             if !owed.iter().any(|debt| debt.sender as usize == slot) {
-                tally.unexpected += seen.measured;
+                tally.unexpected += measured;
             }
         }
         tally
     }
+}
 
+#[cfg(test)]
+impl ReceiverBook {
     /// Words of memory held, for tests of the memory bound.
-    #[cfg(test)]
     fn words_held(&self) -> usize {
         self.senders.iter().map(|seen| seen.words.len()).sum()
     }

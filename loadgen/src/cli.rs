@@ -8,6 +8,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::threshold::Threshold;
 
+/// The exit statuses, in every `--help`.
+const EXIT_STATUS_HELP: &str =
+    "Exit status: 0 the run happened (whatever the server did; see the verdict), \
+1 it could not (nothing connected, an output could not be written), 2 bad command line or \
+a run that cannot fit (open files), 3 the run was invalid and --fail-on invalid was given, \
+4 a --threshold was crossed, 130 interrupted by SIGINT or SIGTERM (the summary and the \
+--json/--hgrm files of what was measured are still written).";
+
 /// A fan-out latency meter for any ws:// server.
 ///
 /// Latency is measured from each message's *intended* send time on a fixed schedule (open
@@ -16,15 +24,7 @@ use crate::threshold::Threshold;
 ///
 /// Every run ends with a verdict, `valid` or `invalid: <reasons>`.
 #[derive(Debug, Parser)]
-#[command(
-    name = "loadgen",
-    version,
-    after_help = "Exit status: 0 the run happened (whatever the server did; see the verdict), \
-1 it could not (nothing connected, an output could not be written), 2 bad command line or \
-a run that cannot fit (open files), 3 the run was invalid and --fail-on invalid was given, \
-4 a --threshold was crossed, 130 interrupted by SIGINT or SIGTERM (the summary and the \
---json/--hgrm files of what was measured are still written)."
-)]
+#[command(name = "loadgen", version, after_help = EXIT_STATUS_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub run: Run,
@@ -39,10 +39,14 @@ pub enum Run {
     Echo(EchoArgs),
     /// A connection storm: handshake latency, failures by reason, how many stay connected.
     Connect(ConnectArgs),
+    /// Merges the --json reports of several loadgen processes of one run (same --run-id):
+    /// histograms merged exactly, accounting settled over every receiver.
+    Merge(MergeArgs),
 }
 
 /// Options of `fanout`.
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_STATUS_HELP)]
 pub struct FanoutArgs {
     #[command(flatten)]
     pub common: Common,
@@ -62,6 +66,7 @@ pub struct FanoutArgs {
 
 /// Options of `echo`.
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_STATUS_HELP)]
 pub struct EchoArgs {
     #[command(flatten)]
     pub common: Common,
@@ -74,6 +79,7 @@ pub struct EchoArgs {
 
 /// Options of `connect`.
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_STATUS_HELP)]
 pub struct ConnectArgs {
     #[command(flatten)]
     pub common: Common,
@@ -81,6 +87,27 @@ pub struct ConnectArgs {
     /// `--hgrm` writes the handshake latencies.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub hold: Duration,
+}
+
+/// Options of `merge`.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_STATUS_HELP)]
+pub struct MergeArgs {
+    /// The --json reports to merge.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the merged delivery latency in HdrHistogram's percentile format.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Exit with status 3 when the merged run is invalid.
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// A pass/fail criterion on the merged figures (see the other subcommands).
+    #[arg(long = "threshold", value_parser = Threshold::parse)]
+    pub thresholds: Vec<Threshold>,
 }
 
 /// Options of the messages sent.
@@ -110,6 +137,19 @@ pub struct MessageArgs {
     /// How long to wait after the last send for deliveries still in flight.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub drain: Duration,
+    /// The rate over time instead of a fixed --rate, k6 style: `30s:100,60s:1000,30s:0`. Each
+    /// stage moves the rate in a straight line from where the last ended (0 at first) to its
+    /// target; the run lasts as long as the stages (--duration is ignored; --warmup is the
+    /// first part of the stages).
+    #[arg(long)]
+    pub stages: Option<String>,
+    /// Cut the run into intervals of this length (e.g. 1s): per interval, messages sent,
+    /// deliveries, lost, p50/p99/max and open connections, into the JSON and --csv.
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Write the --interval rows to this CSV file (--interval defaults to 1s).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
 }
 
 /// Whether a sender receives its own messages.
@@ -126,7 +166,7 @@ pub enum ExpectSelf {
 /// Options every run takes.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// The server: ws://host[:port]/path or wss://host[:port]/path (TLS with rustls: SNI,
+    /// The server: `ws://host[:port]/path` or `wss://host[:port]/path` (TLS with rustls: SNI,
     /// ALPN http/1.1, the system's roots plus --ca-file). `{room}` in the URL is replaced by
     /// the room number.
     /// Repeatable: clients are spread round robin over the URLs, all in one logical room (for
@@ -145,6 +185,23 @@ pub struct Common {
     /// the wire beside payload bytes.
     #[arg(long)]
     pub compress: bool,
+    /// Several loadgens, one run: the run id every process of the run shares (hex, up to 8
+    /// digits), so that each recognises the others' probes. Default: a new random id.
+    #[arg(long, value_parser = parse_run_id)]
+    pub run_id: Option<u32>,
+    /// Several loadgens, one run: this process's first sender is sender N of the run's
+    /// schedule (and its clients are numbered from N). Give each process its own range.
+    #[arg(long, default_value_t = 0)]
+    pub sender_base: u32,
+    /// Several loadgens, one run: senders in the whole run, all processes together (default:
+    /// --sender-base plus this process's senders). --rate is then the whole run's rate: each
+    /// process sends its senders' share of one schedule.
+    #[arg(long)]
+    pub total_senders: Option<u32>,
+    /// Several loadgens, one run: start the schedule at this wall-clock time, milliseconds
+    /// since the Unix epoch, so that every process starts together.
+    #[arg(long)]
+    pub start_at: Option<u64>,
     /// How many client connections to open.
     #[arg(long, default_value_t = 100)]
     pub clients: u32,
@@ -236,6 +293,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` is not a duration"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_run_id(text: &str) -> Result<u32, String> {
+    let digits = text.trim().trim_start_matches("0x");
+    if digits.is_empty() || digits.len() > 8 {
+        return Err(format!("`{text}`: a run id is 1 to 8 hex digits"));
+    }
+    u32::from_str_radix(digits, 16).map_err(|_| format!("`{text}`: a run id is hex digits"))
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {

@@ -557,18 +557,25 @@ mod tests {
             binary: false,
             raw: false,
             run_id: 9,
-            rate: 1000.0,
+            shape: crate::schedule::Shape::constant(1000.0, 1.0),
+            interval_ns: 0,
             senders: 2,
+            sender_base: 0,
+            total_senders: 2,
             rooms: 1,
             expect_self: None,
             warmup_s: 0.0,
-            duration_s: 1.0,
         }
     }
 
     fn judge() -> Judge {
         Judge {
-            schedule: Some(Schedule::new(0, 1000.0, 2, 0.0, 1.0)),
+            schedule: Some(Schedule::new(
+                0,
+                crate::schedule::Shape::constant(1000.0, 1.0),
+                2,
+                0.0,
+            )),
             echo: false,
             run_id: 9,
             rooms: 1,

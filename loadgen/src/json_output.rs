@@ -4,6 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
@@ -24,6 +27,8 @@ impl Report {
             "urls": run.urls,
             "clients": run.clients,
             "threads": run.threads,
+            "run_id": format!("{:08x}", run.run_id),
+            "merged_reports": run.merged_reports,
         });
         let fields = run_json.as_object_mut().expect("an object");
         if sends {
@@ -33,6 +38,7 @@ impl Report {
             fields.insert("binary".into(), json!(run.binary));
             fields.insert("compress".into(), json!(run.compress));
             fields.insert("duration_s".into(), json!(run.duration_s));
+            fields.insert("stages".into(), json!(run.stages));
             fields.insert("warmup_s".into(), json!(run.warmup_s));
             fields.insert("drain_s".into(), json!(run.after_s));
         } else {
@@ -40,6 +46,8 @@ impl Report {
         }
         if run.kind == RunKind::Fanout {
             fields.insert("senders".into(), json!(run.senders));
+            fields.insert("sender_ranges".into(), json!(run.sender_ranges));
+            fields.insert("total_senders".into(), json!(run.total_senders));
             fields.insert("rooms".into(), json!(run.rooms));
         }
         let mut out = Map::new();
@@ -124,9 +132,80 @@ impl Report {
                 "server_exited": self.resources.server_exited,
             }),
         );
+        if sends {
+            out.insert("merge".into(), self.merge_json());
+        }
         // Kept under its old name for readers of schema 1: the verdict's reasons.
         out.insert("warnings".into(), json!(self.invalid_reasons));
         Value::Object(out)
+    }
+
+    /// What `loadgen merge` needs to combine this report with others of the same run:
+    /// histograms losslessly (HdrHistogram V2 serialized, base64), per-receiver counts, per
+    /// message arrivals, times as offsets from the schedule's start.
+    fn merge_json(&self) -> Value {
+        let data = &self.merge_data;
+        let start_ns = self
+            .timeline
+            .schedule
+            .map_or(0, |schedule| schedule.start_ns);
+        let offset = |ns: u64| ns.saturating_sub(start_ns);
+        let (first_rate, points) = self
+            .run
+            .shape
+            .map(|shape| shape.points())
+            .unwrap_or_default();
+        let receivers: Vec<Value> = data
+            .receivers
+            .iter()
+            .map(|record| {
+                json!([
+                    record.client,
+                    record.room,
+                    record.owed,
+                    record.own_sender,
+                    record.counts.duplicated,
+                    record.counts.out_of_order,
+                    record.counts.measured,
+                ])
+            })
+            .collect();
+        let mut arrivals = Vec::with_capacity(data.arrivals.len() * 4);
+        for &count in &data.arrivals {
+            arrivals.extend_from_slice(&(count as u32).to_le_bytes());
+        }
+        let mut last_arrivals = Vec::with_capacity(data.last_arrival_ns.len() * 8);
+        for &last in &data.last_arrival_ns {
+            let value = if last == 0 { 0 } else { offset(last).max(1) };
+            last_arrivals.extend_from_slice(&value.to_le_bytes());
+        }
+        json!({
+            "run_id": format!("{:08x}", self.run.run_id),
+            "sender_ranges": self.run.sender_ranges,
+            "total_senders": self.run.total_senders,
+            "start_at_unix_ms": self.run.start_at_unix_ms,
+            "shape": { "first_rate": first_rate, "points": points, "warmup_s": self.run.warmup_s },
+            "histograms": {
+                "delivery": serialized(&self.delivery),
+                "delivery_warmup": serialized(&self.delivery_warmup),
+                "handshake": serialized(&self.handshake),
+                "tls_handshake": serialized(&self.tls_handshake),
+                "upgrade": serialized(&self.upgrade),
+                "send_lag": serialized(&self.send_lag),
+            },
+            "sent_by_sender": data.sent_by_sender.iter().map(|(sender, count)| (sender.to_string(), *count)).collect::<BTreeMap<_, _>>(),
+            "receivers": receivers,
+            "arrivals_u32_le": BASE64.encode(arrivals),
+            "last_arrival_offset_ns_u64_le": BASE64.encode(last_arrivals),
+            "last_delivery_offset_ns": offset(data.last_delivery_ns),
+            "stopped_offset_ns": offset(self.timeline.stopped_ns),
+            "halted_offset_ns": self.timeline.halted_ns.map(offset),
+            "self_deliveries": data.self_deliveries,
+            "non_probe_messages": self.non_probe,
+            "multi_probe_messages": self.multi_probe,
+            "foreign_probes": self.foreign,
+            "open_at_end": self.open_at_end,
+        })
     }
 
     fn url_json(&self, figures: &UrlFigures) -> Value {
@@ -182,6 +261,7 @@ impl Report {
             "non_probe_messages": self.non_probe,
             "multi_probe_messages": self.multi_probe,
             "foreign_probes": self.foreign,
+            "from_other_processes": self.other_process_deliveries,
             "per_second": self.deliveries_per_second(),
             "elapsed_s": self.delivery_elapsed_s,
             "receivers": self.receivers,
@@ -220,6 +300,51 @@ impl Report {
             out.insert("incomplete_messages".into(), json!(self.incomplete));
         }
         out.insert("send_lag_us".into(), histogram_json(&self.send_lag));
+        if let Some(interval_s) = self.run.interval_s {
+            out.insert(
+                "intervals".into(),
+                json!({
+                    "interval_s": interval_s,
+                    "rows": self.intervals.iter().map(|row| json!({
+                        "start_s": row.start_s,
+                        "end_s": row.end_s,
+                        "scheduled": row.scheduled,
+                        "sent": row.sent,
+                        "delivered": row.delivered,
+                        "lost": row.lost,
+                        "p50_us": row.p50_us,
+                        "p99_us": row.p99_us,
+                        "max_us": row.max_us,
+                        "open_connections": row.open_connections,
+                    })).collect::<Vec<_>>(),
+                }),
+            );
+        }
+    }
+
+    /// The time series as CSV: one header line, one row per interval.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "start_s,end_s,scheduled,sent,delivered,lost,p50_us,p99_us,max_us,open_connections\n",
+        );
+        let cell = |value: Option<u64>| value.map_or(String::new(), |v| v.to_string());
+        for row in &self.intervals {
+            let _ = writeln!(
+                out,
+                "{:.3},{:.3},{},{},{},{},{},{},{},{}",
+                row.start_s,
+                row.end_s,
+                row.scheduled,
+                row.sent,
+                row.delivered,
+                row.lost,
+                cell(row.p50_us),
+                cell(row.p99_us),
+                cell(row.max_us),
+                cell(row.open_connections)
+            );
+        }
+        out
     }
 
     /// The `.hgrm` file: delivery latency (round trip in echo runs), handshake latency in
@@ -231,6 +356,15 @@ impl Report {
             hgrm(&self.handshake)
         }
     }
+}
+
+/// A histogram in HdrHistogram's V2 serialized form, base64.
+fn serialized(histogram: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    V2Serializer::new()
+        .serialize(histogram, &mut bytes)
+        .expect("serializing into memory cannot fail");
+    BASE64.encode(bytes)
 }
 
 fn histogram_json(histogram: &Histogram<u64>) -> Value {

@@ -14,6 +14,7 @@ mod compression;
 mod json_output;
 mod limits;
 mod measurements;
+mod merge;
 mod plan;
 mod probe;
 mod report;
@@ -52,6 +53,15 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let command_line: Vec<String> = std::env::args().collect();
     let cli = Cli::parse();
+    if let cli::Run::Merge(args) = cli.run {
+        return match merge::run(args, command_line) {
+            Ok(code) => ExitCode::from(code),
+            Err((code, message)) => {
+                eprintln!("loadgen merge: {message}");
+                ExitCode::from(code)
+            }
+        };
+    }
     let setup = match setup::plan_from(cli, command_line).and_then(|setup| {
         check_machine(&setup)?;
         Ok(setup)
@@ -90,6 +100,9 @@ fn check_machine(setup: &Setup) -> Result<(), String> {
     }
     if let Some(path) = &setup.common.hgrm {
         limits::check_output("--hgrm", path)?;
+    }
+    if let Some(path) = &setup.description.csv {
+        limits::check_output("--csv", path)?;
     }
     Ok(())
 }
@@ -197,14 +210,17 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
     let measure_started = Instant::now();
 
     let schedule = plan.kind.sends().then(|| {
-        let start_ns = shared.clock.now_ns() + 50_000_000;
-        let schedule = Schedule::new(
-            start_ns,
-            plan.rate,
-            plan.senders,
-            plan.warmup_s,
-            plan.duration_s,
-        );
+        let start_ns = match description.start_at_unix_ms {
+            // The wall clock says when; the run's own monotonic clock keeps time from there.
+            Some(start_at) => {
+                let now_unix_ns = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_nanos() as u64);
+                shared.clock.now_ns() + (start_at * 1_000_000).saturating_sub(now_unix_ns).max(1)
+            }
+            None => shared.clock.now_ns() + 50_000_000,
+        };
+        let schedule = Schedule::new(start_ns, plan.shape, plan.total_senders, plan.warmup_s);
         shared.start_ns.store(start_ns, Ordering::Release);
         schedule
     });
@@ -238,7 +254,21 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
     };
     let mut window = None;
     let mut halted_ns = None;
+    let mut open_by_interval: Vec<u64> = Vec::new();
+    let sample_open = |open_by_interval: &mut Vec<u64>| {
+        let (Some(schedule), true) = (schedule, plan.interval_ns > 0) else {
+            return;
+        };
+        let elapsed = shared.clock.now_ns().saturating_sub(schedule.start_ns);
+        let completed = (elapsed / plan.interval_ns) as usize;
+        let open =
+            shared.connected.load(Ordering::Relaxed) - shared.disconnected.load(Ordering::Relaxed);
+        while open_by_interval.len() < completed.min(measurements::MAX_INTERVALS) {
+            open_by_interval.push(open);
+        }
+    };
     while Instant::now() < end {
+        sample_open(&mut open_by_interval);
         if halted_ns.is_none() && interrupted.load(Ordering::Relaxed) {
             // Stop sending; give what is in flight a moment, then report what was measured.
             let now_ns = shared.clock.now_ns();
@@ -279,6 +309,7 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
         ),
     };
     let stopped_ns = shared.clock.now_ns();
+    sample_open(&mut open_by_interval);
     let server_exited = server_pid.is_some() && after_server.is_none();
     let results = stop_workers(handles)?;
     let is_interrupted = interrupted.load(Ordering::Relaxed);
@@ -301,6 +332,7 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
         server_exited,
     };
     let timeline = Timeline {
+        open_by_interval,
         schedule,
         halted_ns,
         stopped_ns,
@@ -311,6 +343,10 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
     if let Some(path) = &common.json {
         let text = serde_json::to_string_pretty(&report.json()).expect("json of plain values");
         std::fs::write(path, text + "\n")
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    }
+    if let Some(path) = &report.run.csv {
+        std::fs::write(path, report.csv())
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     }
     if let Some(path) = &common.hgrm {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use crate::accounting::{ReceiverBook, Verdict};
+use crate::accounting::{ReceiverBook, ReceiverCounts, Verdict};
 use crate::probe::Probes;
 use crate::schedule::Schedule;
 
@@ -58,8 +58,29 @@ pub struct ReceiverRecord {
     pub own_sender: Option<u32>,
     /// Whether it was open when sending started.
     pub owed: bool,
-    /// What it saw.
-    pub book: ReceiverBook,
+    /// What it saw, reduced to what settling needs.
+    pub counts: ReceiverCounts,
+}
+
+/// Most intervals a time series keeps; deliveries after the last are in the last.
+pub const MAX_INTERVALS: usize = 10_000;
+
+/// What a worker measured in one interval of the time series, by arrival time.
+#[derive(Debug)]
+pub struct IntervalMeasurements {
+    /// First copies that arrived in the interval (warmup included).
+    pub delivered: u64,
+    /// Their latency (µs), 2 significant figures: enough for a plot, small for long runs.
+    pub latency: Histogram<u64>,
+}
+
+impl Default for IntervalMeasurements {
+    fn default() -> Self {
+        IntervalMeasurements {
+            delivered: 0,
+            latency: Histogram::new(2).expect("2 significant figures are valid"),
+        }
+    }
 }
 
 /// What a worker measured of the clients of one target (URL), when there are several.
@@ -145,6 +166,10 @@ pub struct Measurements {
     pub receivers: Vec<ReceiverRecord>,
     /// Per target (URL), when there is more than one.
     pub per_target: Vec<TargetMeasurements>,
+    /// The time series' interval (0: none).
+    pub interval_ns: u64,
+    /// Per interval from the schedule's start, by arrival time.
+    pub intervals: Vec<IntervalMeasurements>,
 }
 
 impl Default for Measurements {
@@ -178,6 +203,8 @@ impl Default for Measurements {
             payload_bytes_sent: 0,
             receivers: Vec::new(),
             per_target: Vec::new(),
+            interval_ns: 0,
+            intervals: Vec::new(),
         }
     }
 }
@@ -252,7 +279,24 @@ impl Measurements {
         if verdict == Verdict::Duplicate {
             return;
         }
-        let latency_us = (now.saturating_sub(probe.intended_ns) / 1000).max(1);
+        // The probe carries its intended time from the schedule's start, so that processes
+        // sharing a schedule (`--start-at`) read each other's probes on their own clocks.
+        let intended_ns = schedule.start_ns + probe.intended_ns;
+        let latency_us = (now.saturating_sub(intended_ns) / 1000).max(1);
+        if let Some(index) = now
+            .saturating_sub(schedule.start_ns)
+            .checked_div(self.interval_ns)
+        {
+            let index = (index as usize).min(MAX_INTERVALS - 1);
+            if self.intervals.len() <= index {
+                self.intervals
+                    .resize_with(index + 1, IntervalMeasurements::default);
+            }
+            let interval = &mut self.intervals[index];
+            interval.delivered += 1;
+            // `record`, not `saturating_record`: clamping would stop this histogram growing.
+            let _ = interval.latency.record(latency_us);
+        }
         if measured {
             self.delivery.saturating_record(latency_us);
             self.progress.saturating_record(latency_us);
@@ -284,7 +328,12 @@ mod tests {
 
     fn judge() -> Judge {
         Judge {
-            schedule: Some(Schedule::new(0, 1000.0, 2, 0.0, 1.0)),
+            schedule: Some(Schedule::new(
+                0,
+                crate::schedule::Shape::constant(1000.0, 1.0),
+                2,
+                0.0,
+            )),
             echo: false,
             run_id: 7,
             rooms: 1,

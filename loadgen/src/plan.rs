@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use crate::schedule::Shape;
 use crate::target::Target;
 use crate::template::MessageTemplate;
 
@@ -68,16 +69,20 @@ pub struct Plan {
     pub raw: bool,
     /// Identifies this run's probes.
     pub run_id: u32,
-    /// Messages per second, all senders together.
-    pub rate: f64,
-    /// Number of senders.
+    /// The rate over time, all senders together.
+    pub shape: Shape,
+    /// Interval of the time series (0: none).
+    pub interval_ns: u64,
+    /// Senders of this process.
     pub senders: u32,
+    /// This process's first sender in the run's schedule; its clients are numbered from it.
+    pub sender_base: u32,
+    /// Senders of the whole run (all processes).
+    pub total_senders: u32,
     /// Rooms the clients are spread over.
     pub rooms: u32,
     /// Whether senders get their own messages, when stated on the command line.
     pub expect_self: Option<bool>,
-    /// Seconds of warmup.
+    /// Seconds of warmup (the first part of the shape).
     pub warmup_s: f64,
-    /// Seconds of measurement.
-    pub duration_s: f64,
 }

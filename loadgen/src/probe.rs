@@ -26,7 +26,8 @@ pub struct Probe {
     pub sender: u32,
     /// The sender's message number, from 0.
     pub sequence: u64,
-    /// When it was meant to be sent, in nanoseconds of the run's clock.
+    /// When it was meant to be sent, in nanoseconds from the schedule's start (shared by
+    /// every process of a run that was started with the same `--start-at`).
     pub intended_ns: u64,
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::accounting::{Owed, Tally};
-use crate::measurements::{new_histogram, Measurements, ReceiverRecord};
+use crate::measurements::{new_histogram, Measurements, ReceiverRecord, MAX_INTERVALS};
 use crate::plan::RunKind;
 use crate::schedule::Schedule;
 use crate::threshold::{self, Distribution, Figures, Statistic, Threshold};
@@ -25,9 +25,22 @@ pub struct RunDescription {
     pub urls: Vec<String>,
     /// Clients asked for.
     pub clients: u32,
-    /// Senders.
+    /// Senders of this process (of all merged processes in a merged report).
     pub senders: u32,
-    /// Messages per second, all senders together.
+    /// The run's senders this report covers, as ranges `[first, end)`: one for a process,
+    /// one per process for a merged report.
+    pub sender_ranges: Vec<(u32, u32)>,
+    /// Senders of the whole run (all processes).
+    pub total_senders: u32,
+    /// The run id the probes carry.
+    pub run_id: u32,
+    /// `--start-at`, when given.
+    pub start_at_unix_ms: Option<u64>,
+    /// Reports merged into this one (0: a single process's own report).
+    pub merged_reports: usize,
+    /// The schedule's shape, for `loadgen merge`.
+    pub shape: Option<crate::schedule::Shape>,
+    /// Messages per second, all senders together (with --stages: the peak).
     pub rate: f64,
     /// Payload bytes.
     pub payload: usize,
@@ -41,6 +54,12 @@ pub struct RunDescription {
     pub duration_s: f64,
     /// Seconds of warmup.
     pub warmup_s: f64,
+    /// `--stages`, as given.
+    pub stages: Option<String>,
+    /// `--interval` in seconds, when a time series was asked for.
+    pub interval_s: Option<f64>,
+    /// `--csv` file.
+    pub csv: Option<std::path::PathBuf>,
     /// Seconds of drain (fanout, echo) or hold (connect).
     pub after_s: f64,
     /// Worker threads.
@@ -75,8 +94,11 @@ pub struct Resources {
 }
 
 /// When the run's phases ended, on the run's clock.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Timeline {
+    /// Connections open at the end of each interval of the time series (sampled by the main
+    /// thread).
+    pub open_by_interval: Vec<u64>,
     /// The send schedule, when the run sent anything.
     pub schedule: Option<Schedule>,
     /// No message intended at or after this time was sent (an interrupt); `None`: the whole
@@ -122,6 +144,49 @@ pub struct Bytes {
     pub payload_sent: u64,
 }
 
+/// One row of the time series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntervalRow {
+    /// Start and end of the interval, seconds from the schedule's start.
+    pub start_s: f64,
+    /// End of the interval.
+    pub end_s: f64,
+    /// Messages the schedule asked for with an intended time in the interval.
+    pub scheduled: u64,
+    /// Of those, sent.
+    pub sent: u64,
+    /// First copies that arrived in the interval.
+    pub delivered: u64,
+    /// Deliveries of messages intended in the interval that never came (known at the end).
+    pub lost: u64,
+    /// Latency of the interval's deliveries (µs); `None` when there were none.
+    pub p50_us: Option<u64>,
+    /// p99 of the interval.
+    pub p99_us: Option<u64>,
+    /// Max of the interval.
+    pub max_us: Option<u64>,
+    /// Connections open at the interval's end, when sampled.
+    pub open_connections: Option<u64>,
+}
+
+/// What a report keeps beyond its figures so that `loadgen merge` can combine it with the
+/// reports of other processes of the same run exactly.
+#[derive(Debug, Default)]
+pub struct MergeData {
+    /// Messages sent per sender (the run's sender numbers).
+    pub sent_by_sender: BTreeMap<u32, u64>,
+    /// Every receiver's counts.
+    pub receivers: Vec<ReceiverRecord>,
+    /// Per message number: first copies at receivers owed it.
+    pub arrivals: Vec<u64>,
+    /// Per message number: the latest such arrival (ns on the run's clock).
+    pub last_arrival_ns: Vec<u64>,
+    /// The latest measured first copy (ns on the run's clock).
+    pub last_delivery_ns: u64,
+    /// Deliveries of senders' own probes to themselves.
+    pub self_deliveries: u64,
+}
+
 /// Every figure of a run.
 #[derive(Debug)]
 pub struct Report {
@@ -157,6 +222,9 @@ pub struct Report {
     pub multi_probe: u64,
     /// Probes of another run or client.
     pub foreign: u64,
+    /// First copies of messages from senders of other processes of the run (settled by
+    /// `loadgen merge`).
+    pub other_process_deliveries: u64,
     /// Receivers settled.
     pub receivers: u64,
     /// Receivers that lost at least one delivery.
@@ -203,6 +271,10 @@ pub struct Report {
     pub per_url: Vec<UrlFigures>,
     /// Bytes on the wire and in payloads.
     pub bytes: Bytes,
+    /// The time series, when `--interval` or `--csv` asked for it.
+    pub intervals: Vec<IntervalRow>,
+    /// What `loadgen merge` needs.
+    pub merge_data: MergeData,
 }
 
 impl Report {
@@ -248,7 +320,40 @@ impl Report {
             Vec::new()
         };
         let mut bytes = Bytes::default();
+        let interval_ns = (run.interval_s.unwrap_or(0.0) * 1e9) as u64;
+        let mut interval_latency: Vec<Histogram<u64>> = Vec::new();
+        let mut rows: Vec<IntervalRow> = Vec::new();
+        if let (Some(schedule), true) = (timeline.schedule, interval_ns > 0) {
+            let span = timeline.stopped_ns.saturating_sub(schedule.start_ns);
+            let count = (span.div_ceil(interval_ns) as usize).clamp(1, MAX_INTERVALS);
+            rows = (0..count)
+                .map(|index| IntervalRow {
+                    start_s: (index as u64 * interval_ns) as f64 / 1e9,
+                    end_s: ((index as u64 + 1) * interval_ns) as f64 / 1e9,
+                    open_connections: timeline.open_by_interval.get(index).copied(),
+                    ..IntervalRow::default()
+                })
+                .collect();
+            interval_latency = (0..count)
+                .map(|_| Histogram::new(2).expect("2 significant figures are valid"))
+                .collect();
+        }
+        let interval_of = |intended_ns: u64| -> Option<usize> {
+            let schedule = timeline.schedule?;
+            (interval_ns > 0).then(|| {
+                ((intended_ns.saturating_sub(schedule.start_ns) / interval_ns) as usize)
+                    .min(MAX_INTERVALS - 1)
+            })
+        };
         for result in results {
+            for (index, measured) in result.intervals.iter().enumerate() {
+                if let (Some(row), Some(latency)) =
+                    (rows.get_mut(index), interval_latency.get_mut(index))
+                {
+                    row.delivered += measured.delivered;
+                    let _ = latency.add(&measured.latency);
+                }
+            }
             bytes.compressed_connections += result.compressed_connections;
             bytes.wire_received += result.wire_bytes_received;
             bytes.payload_received += result.payload_bytes_received;
@@ -302,7 +407,11 @@ impl Report {
         let (mut scheduled, mut sent, mut sent_warmup, mut not_sent, mut senders_lost) =
             (0, 0, 0, 0, 0);
         if let Some(schedule) = timeline.schedule {
-            for sender in 0..schedule.senders {
+            let own_senders = run
+                .sender_ranges
+                .iter()
+                .flat_map(|&(first, end)| first..end.min(schedule.senders));
+            for sender in own_senders {
                 let sent_by_it = sent_by_sender.get(&sender).copied().unwrap_or(0);
                 let (mut due, mut sent_here) = (0, 0);
                 for k in 0.. {
@@ -313,6 +422,12 @@ impl Report {
                             .is_some_and(|halt| schedule.intended_ns(n) >= halt)
                     {
                         break;
+                    }
+                    if let Some(row) =
+                        interval_of(schedule.intended_ns(n)).and_then(|index| rows.get_mut(index))
+                    {
+                        row.scheduled += 1;
+                        row.sent += u64::from(k < sent_by_it);
                     }
                     if schedule.is_warmup(n) {
                         if k < sent_by_it {
@@ -350,6 +465,7 @@ impl Report {
         let mut anomalies = Vec::new();
         let mut receivers_with_loss = 0u64;
         let mut receivers_per_sender: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut other_process_deliveries = 0u64;
         for record in &receivers {
             let owed: Vec<Owed> = sent_measured
                 .iter()
@@ -362,7 +478,34 @@ impl Report {
             for &sender in sent_by_sender.keys().filter(|&&s| owes(record, s)) {
                 *receivers_per_sender.entry(sender).or_default() += 1;
             }
-            let own = record.book.settle(&owed);
+            // First copies from senders of other processes of the run are theirs to settle
+            // (`loadgen merge`): neither owed nor unexpected here.
+            let is_other_process = |slot: usize| {
+                run.kind != RunKind::Echo
+                    && (slot as u32) < run.total_senders
+                    && !run
+                        .sender_ranges
+                        .iter()
+                        .any(|&(first, end)| (first..end).contains(&(slot as u32)))
+            };
+            let own = if record
+                .counts
+                .measured
+                .iter()
+                .enumerate()
+                .any(|(slot, &count)| count > 0 && is_other_process(slot))
+            {
+                let mut counts = record.counts.clone();
+                for (slot, count) in counts.measured.iter_mut().enumerate() {
+                    if is_other_process(slot) {
+                        other_process_deliveries += *count;
+                        *count = 0;
+                    }
+                }
+                counts.settle(&owed)
+            } else {
+                record.counts.settle(&owed)
+            };
             tally.add(&own);
             if let Some(figures) = per_url.get_mut(record.target) {
                 figures.tally.add(&own);
@@ -402,6 +545,9 @@ impl Report {
                             missing,
                         );
                         undelivered += missing;
+                        if let Some(row) = interval_of(intended).and_then(|i| rows.get_mut(i)) {
+                            row.lost += missing;
+                        }
                     }
                 }
             }
@@ -429,6 +575,7 @@ impl Report {
             non_probe,
             multi_probe,
             foreign,
+            other_process_deliveries,
             receivers: receivers.len() as u64,
             receivers_with_loss,
             anomalies,
@@ -451,7 +598,23 @@ impl Report {
             thresholds: Vec::new(),
             per_url,
             bytes,
+            intervals: rows,
+            merge_data: MergeData {
+                sent_by_sender,
+                receivers,
+                arrivals,
+                last_arrival_ns: last_arrival,
+                last_delivery_ns,
+                self_deliveries,
+            },
         };
+        for (row, latency) in report.intervals.iter_mut().zip(&interval_latency) {
+            if !latency.is_empty() {
+                row.p50_us = Some(latency.value_at_quantile(0.5));
+                row.p99_us = Some(latency.value_at_quantile(0.99));
+                row.max_us = Some(latency.max());
+            }
+        }
         report.invalid_reasons = verdict::reasons(&report.facts());
         report.thresholds = report
             .run

@@ -1,12 +1,19 @@
 //! The clock and the send schedule. One clock for the whole process, so that a send time
 //! written by one thread and an arrival time read by another are on the same scale.
 //!
-//! The schedule is open loop: message `n` (numbered over all senders) is *meant* to leave at
-//! `start + n / rate`, whatever happened to message `n - 1`. Latency is measured from that
-//! intended time, so when the server (or this tool) stalls, the messages that should have
-//! been sent meanwhile carry the stall in their latency: coordinated omission is avoided.
+//! The schedule is open loop: message `n` (numbered over all senders) is *meant* to leave at a
+//! time fixed in advance, whatever happened to message `n - 1`. Latency is measured from that
+//! intended time, so when the server (or this tool) stalls, the messages that should have been
+//! sent meanwhile carry the stall in their latency: coordinated omission is avoided.
+//!
+//! The rate over time is a [`Shape`]: a constant `--rate`, or `--stages` as k6 writes them
+//! (`30s:100,60s:1000,30s:0`: each stage moves the rate in a straight line from where the
+//! last one ended, 0 at first, to its target). Message `n` leaves when the integral of the
+//! rate reaches `n`.
 
 use std::time::Instant;
+
+use crate::cli::parse_duration;
 
 /// Nanoseconds since a fixed instant shared by every thread.
 #[derive(Debug, Clone, Copy)]
@@ -28,31 +35,184 @@ impl Clock {
     }
 }
 
+/// Most stages a `--stages` list may have.
+pub const MAX_STAGES: usize = 16;
+
+/// A stretch of time over which the rate moves in a straight line.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Segment {
+    duration_s: f64,
+    start_rate: f64,
+    end_rate: f64,
+    /// Messages due before the segment starts.
+    messages_before: f64,
+    /// When it starts, seconds from the start of the schedule.
+    starts_at_s: f64,
+}
+
+impl Segment {
+    fn messages(&self) -> f64 {
+        (self.start_rate + self.end_rate) / 2.0 * self.duration_s
+    }
+
+    /// When (seconds into the segment) the count of messages due since it started reaches
+    /// `m`: the root of `start t + (end - start) t^2 / 2d = m`.
+    fn time_of(&self, m: f64) -> f64 {
+        let slope = (self.end_rate - self.start_rate) / self.duration_s;
+        if slope.abs() < 1e-12 {
+            return m / self.start_rate;
+        }
+        let a = slope / 2.0;
+        let b = self.start_rate;
+        let discriminant = (b * b + 4.0 * a * m).max(0.0);
+        ((-b + discriminant.sqrt()) / (2.0 * a)).clamp(0.0, self.duration_s)
+    }
+}
+
+/// The rate over time: a few segments, kept inline so that a schedule is `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shape {
+    segments: [Segment; MAX_STAGES],
+    count: usize,
+}
+
+impl Shape {
+    /// `rate` messages per second for `seconds`.
+    pub fn constant(rate: f64, seconds: f64) -> Shape {
+        Shape::from_points(rate, &[(seconds, rate)])
+    }
+
+    /// Parses k6-style stages, `DURATION:RATE,...`; the rate starts at 0.
+    pub fn stages(text: &str) -> Result<Shape, String> {
+        let mut points = Vec::new();
+        for stage in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (duration, rate) = stage.split_once(':').ok_or_else(|| {
+                format!("--stages: `{stage}` is not DURATION:RATE (e.g. 30s:1000)")
+            })?;
+            let duration = parse_duration(duration)
+                .map_err(|error| format!("--stages: {error}"))?
+                .as_secs_f64();
+            let rate: f64 = rate
+                .trim()
+                .parse()
+                .map_err(|_| format!("--stages: `{rate}` is not a rate in messages per second"))?;
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(format!("--stages: `{stage}`: the rate must be 0 or more"));
+            }
+            if duration <= 0.0 {
+                return Err(format!("--stages: `{stage}`: the duration must be above 0"));
+            }
+            points.push((duration, rate));
+        }
+        if points.is_empty() {
+            return Err("--stages needs at least one DURATION:RATE".into());
+        }
+        if points.len() > MAX_STAGES {
+            return Err(format!("--stages takes at most {MAX_STAGES} stages"));
+        }
+        let shape = Shape::from_points(0.0, &points);
+        if shape.total_messages() == 0 {
+            return Err("--stages: these stages send no message".into());
+        }
+        Ok(shape)
+    }
+
+    /// The shape from its first rate and its `(duration_s, target rate)` points, as
+    /// [`Shape::points`] gives them.
+    pub fn from_points(first_rate: f64, points: &[(f64, f64)]) -> Shape {
+        let mut shape = Shape {
+            segments: [Segment::default(); MAX_STAGES],
+            count: points.len().min(MAX_STAGES),
+        };
+        let (mut rate, mut messages, mut at) = (first_rate, 0.0, 0.0);
+        for (slot, &(duration_s, target)) in shape.segments.iter_mut().zip(points) {
+            *slot = Segment {
+                duration_s,
+                start_rate: rate,
+                end_rate: target,
+                messages_before: messages,
+                starts_at_s: at,
+            };
+            messages += slot.messages();
+            at += duration_s;
+            rate = target;
+        }
+        shape
+    }
+
+    /// The rate at the start, and each segment's `(duration_s, target rate)`.
+    pub fn points(&self) -> (f64, Vec<(f64, f64)>) {
+        let first = self.segments().first().map_or(0.0, |s| s.start_rate);
+        let points = self
+            .segments()
+            .iter()
+            .map(|s| (s.duration_s, s.end_rate))
+            .collect();
+        (first, points)
+    }
+
+    fn segments(&self) -> &[Segment] {
+        &self.segments[..self.count]
+    }
+
+    /// Seconds from the first stage's start to the last's end.
+    pub fn total_s(&self) -> f64 {
+        self.segments().iter().map(|s| s.duration_s).sum()
+    }
+
+    /// Messages in the whole schedule.
+    pub fn total_messages(&self) -> u64 {
+        let total: f64 = self.segments().iter().map(Segment::messages).sum();
+        // A hair of tolerance so that 100/s for 2 s is 200 messages, not 199.
+        (total + 1e-6).floor() as u64
+    }
+
+    /// The highest rate anywhere in the shape.
+    pub fn peak_rate(&self) -> f64 {
+        self.segments()
+            .iter()
+            .map(|s| s.start_rate.max(s.end_rate))
+            .fold(0.0, f64::max)
+    }
+
+    /// When message `n` is due, seconds from the start.
+    fn offset_s(&self, n: u64) -> f64 {
+        let n = n as f64;
+        let segment = self
+            .segments()
+            .iter()
+            .rev()
+            .find(|segment| segment.messages_before <= n && segment.messages() > 0.0)
+            .or_else(|| self.segments().first())
+            .expect("a shape has a segment");
+        segment.starts_at_s + segment.time_of(n - segment.messages_before)
+    }
+}
+
 /// When each message is meant to be sent and by whom.
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
-    /// Intended send time of message 0.
+    /// Intended send time of the schedule's start.
     pub start_ns: u64,
-    /// Nanoseconds between consecutive messages (all senders together).
-    pub interval_ns: f64,
     /// How many clients send; message `n` is sent by sender `n % senders`.
     pub senders: u32,
     /// Messages in the whole run, warmup included.
     pub total_messages: u64,
     /// Messages meant to be sent before this time belong to the warmup.
     pub measure_from_ns: u64,
+    shape: Shape,
 }
 
 impl Schedule {
-    /// A schedule of `rate` messages per second from `senders` senders, for `warmup_s` then
-    /// `duration_s` seconds from `start_ns`.
-    pub fn new(start_ns: u64, rate: f64, senders: u32, warmup_s: f64, duration_s: f64) -> Self {
+    /// A schedule of `shape` from `start_ns`, sent by `senders`; its first `warmup_s` seconds
+    /// are warmup.
+    pub fn new(start_ns: u64, shape: Shape, senders: u32, warmup_s: f64) -> Self {
         Schedule {
             start_ns,
-            interval_ns: 1e9 / rate,
             senders,
-            total_messages: ((warmup_s + duration_s) * rate).floor() as u64,
+            total_messages: shape.total_messages(),
             measure_from_ns: start_ns + (warmup_s * 1e9) as u64,
+            shape,
         }
     }
 
@@ -63,7 +223,7 @@ impl Schedule {
 
     /// When message `n` is meant to be sent.
     pub fn intended_ns(&self, n: u64) -> u64 {
-        self.start_ns + (n as f64 * self.interval_ns) as u64
+        self.start_ns + (self.shape.offset_s(n) * 1e9) as u64
     }
 
     /// Whether message `n` belongs to the warmup.
@@ -71,9 +231,9 @@ impl Schedule {
         self.intended_ns(n) < self.measure_from_ns
     }
 
-    /// When the last message is meant to be sent.
+    /// When the schedule ends.
     pub fn end_ns(&self) -> u64 {
-        self.intended_ns(self.total_messages)
+        self.start_ns + (self.shape.total_s() * 1e9) as u64
     }
 }
 
@@ -83,7 +243,7 @@ mod tests {
 
     #[test]
     fn messages_are_spread_evenly_over_senders_and_time() {
-        let schedule = Schedule::new(1_000, 1000.0, 10, 1.0, 2.0);
+        let schedule = Schedule::new(1_000, Shape::constant(1000.0, 3.0), 10, 1.0);
         assert_eq!(schedule.total_messages, 3000);
         assert_eq!(schedule.message_number(3, 0), 3);
         assert_eq!(schedule.message_number(3, 2), 23);
@@ -91,5 +251,50 @@ mod tests {
         assert_eq!(schedule.intended_ns(23), 1_000 + 23_000_000);
         assert!(schedule.is_warmup(999));
         assert!(!schedule.is_warmup(1000));
+        assert_eq!(schedule.end_ns(), 1_000 + 3_000_000_000);
+    }
+
+    #[test]
+    fn stages_ramp_the_rate_in_straight_lines() {
+        // 0 -> 100/s over 2 s (100 messages), 100/s for 1 s (100), 100 -> 0 over 2 s (100).
+        let shape = Shape::stages("2s:100, 1s:100, 2s:0").unwrap();
+        assert_eq!(shape.total_messages(), 300);
+        assert_eq!(shape.total_s(), 5.0);
+        assert_eq!(shape.peak_rate(), 100.0);
+        let schedule = Schedule::new(0, shape, 1, 0.0);
+        let at = |n: u64| schedule.intended_ns(n) as f64 / 1e9;
+        // During the ramp up, m messages are due at t with 25 t^2 = m.
+        assert!((at(25) - 1.0).abs() < 1e-6, "{}", at(25));
+        assert!((at(100) - 2.0).abs() < 1e-6, "{}", at(100));
+        assert!((at(150) - 2.5).abs() < 1e-6, "{}", at(150));
+        // On the way down, half the last 100 messages are due in its first 0.586 s.
+        assert!(
+            (at(250) - (3.0 + 2.0 - 2.0f64.sqrt())).abs() < 1e-6,
+            "{}",
+            at(250)
+        );
+        // Intended times never go back.
+        for n in 1..300 {
+            assert!(
+                schedule.intended_ns(n) >= schedule.intended_ns(n - 1),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_stages_say_what_is_wrong() {
+        for (text, says) in [
+            ("", "at least one"),
+            ("30s", "DURATION:RATE"),
+            ("soon:5", "duration"),
+            ("10s:fast", "not a rate"),
+            ("10s:-5", "0 or more"),
+            ("0s:10", "above 0"),
+            ("10s:0", "no message"),
+        ] {
+            let error = Shape::stages(text).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
     }
 }

@@ -1,12 +1,13 @@
 //! From the command line to a plan: every option checked and resolved (URL, rooms, template,
 //! limits of the schedule) before anything connects. Errors here are usage errors (exit 2).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cli::{Cli, Common, ExpectSelf, FailOn, MessageArgs, Run};
 use crate::plan::{Plan, RunKind};
 use crate::probe::PROBE_HEADER_LEN;
 use crate::report::RunDescription;
+use crate::schedule::Shape;
 use crate::target;
 use crate::template::MessageTemplate;
 use crate::tls::{self, TrustOptions};
@@ -59,6 +60,7 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
             )
         }
         Run::Connect(args) => (RunKind::Connect, args.common, None, 0, 1.0, None, args.hold),
+        Run::Merge(_) => return Err("merge is not a run".into()),
     };
     if common.clients == 0 {
         return Err("--clients must be at least 1".into());
@@ -96,6 +98,9 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         duration: Duration::ZERO,
         warmup: Duration::ZERO,
         drain: Duration::ZERO,
+        stages: None,
+        interval: None,
+        csv: None,
     });
     let template_text = match (&message.message, &message.message_file) {
         (Some(text), _) => Some(text.clone()),
@@ -118,7 +123,7 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
                 "--payload must be at least {PROBE_HEADER_LEN} bytes (the probe header)"
             ));
         }
-        if !rate.is_finite() || rate <= 0.0 {
+        if message.stages.is_none() && (!rate.is_finite() || rate <= 0.0) {
             return Err("--rate must be a positive number of messages per second".into());
         }
         if senders == 0 || senders > common.clients {
@@ -127,25 +132,90 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
                 common.clients
             ));
         }
-        if message.duration.is_zero() {
+        if message.duration.is_zero() && message.stages.is_none() {
             return Err("--duration must be above 0".into());
         }
-        if (message.warmup + message.duration).as_secs_f64() * rate > MAX_MESSAGES {
+    }
+    let shape = match &message.stages {
+        Some(stages) => Shape::stages(stages)?,
+        None => Shape::constant(rate, (message.warmup + message.duration).as_secs_f64()),
+    };
+    let warmup_s = message.warmup.as_secs_f64();
+    if kind.sends() {
+        if shape.total_messages() as f64 > MAX_MESSAGES {
             return Err(format!("the run would schedule more than {MAX_MESSAGES} messages; lower --rate or --duration"));
+        }
+        if warmup_s >= shape.total_s() {
+            return Err("--warmup must be shorter than the run".into());
+        }
+    }
+    let interval = match (message.interval, &message.csv) {
+        (Some(interval), _) if interval.is_zero() => {
+            return Err("--interval must be above 0".into())
+        }
+        (Some(interval), _) => Some(interval),
+        (None, Some(_)) => Some(Duration::from_secs(1)),
+        (None, None) => None,
+    };
+    if let Some(interval) = interval {
+        if kind.sends() && shape.total_s() / interval.as_secs_f64() > 100_000.0 {
+            return Err("--interval is too short for this run (at most 100,000 intervals)".into());
         }
     }
     let threads = common
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, common.clients as usize);
-    let run_id =
-        (std::process::id() << 8) ^ (Instant::now().elapsed().subsec_nanos() ^ 0x5bd1_e995);
+    let run_id = common.run_id.unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        (std::process::id() << 12) ^ nanos ^ 0x5bd1_e995
+    });
+    let several = common.run_id.is_some() || common.start_at.is_some() || common.sender_base > 0;
+    if kind.sends() && several && common.total_senders.is_none() {
+        return Err(
+            "--run-id, --sender-base and --start-at share one schedule between processes: give --total-senders too (the senders of all processes together; --rate is then the whole run's rate)"
+                .into(),
+        );
+    }
+    let total_senders = common
+        .total_senders
+        .unwrap_or(common.sender_base.saturating_add(senders));
+    if kind.sends() && u64::from(common.sender_base) + u64::from(senders) > u64::from(total_senders)
+    {
+        return Err(format!(
+            "--sender-base {} plus {} sender(s) is more than --total-senders {total_senders}",
+            common.sender_base, senders
+        ));
+    }
+    if let Some(start_at) = common.start_at {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        if start_at <= now_ms {
+            return Err(format!(
+                "--start-at {start_at} is in the past (now is {now_ms})"
+            ));
+        }
+    }
     let hold = if kind == RunKind::Connect {
         hold
     } else {
         message.drain
     };
+    let rate = if message.stages.is_some() {
+        shape.peak_rate()
+    } else {
+        rate
+    };
     let description = RunDescription {
+        sender_ranges: vec![(common.sender_base, common.sender_base + senders)],
+        total_senders,
+        run_id,
+        start_at_unix_ms: common.start_at,
+        merged_reports: 0,
+        shape: kind.sends().then_some(shape),
         kind,
         urls: common.urls.clone(),
         clients: common.clients,
@@ -155,8 +225,11 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         message_template: template_text,
         binary: message.binary,
         compress: common.compress,
-        duration_s: message.duration.as_secs_f64(),
-        warmup_s: message.warmup.as_secs_f64(),
+        duration_s: shape.total_s() - warmup_s,
+        warmup_s,
+        stages: message.stages.clone(),
+        interval_s: interval.map(|interval| interval.as_secs_f64()),
+        csv: message.csv.clone(),
         threads,
         rooms: common.rooms,
         expect_self,
@@ -185,12 +258,14 @@ pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
         binary: message.binary,
         raw: common.raw,
         run_id,
-        rate,
+        sender_base: common.sender_base,
+        total_senders,
+        shape,
+        interval_ns: interval.map_or(0, |interval| interval.as_nanos() as u64),
         senders,
         rooms: common.rooms,
         expect_self,
-        warmup_s: message.warmup.as_secs_f64(),
-        duration_s: message.duration.as_secs_f64(),
+        warmup_s,
     };
     Ok(Setup {
         plan,

@@ -110,6 +110,26 @@ impl Report {
                     .to_owned(),
             );
         }
+        if let Some(interval_s) = self.run.interval_s {
+            let worst = self
+                .intervals
+                .iter()
+                .filter_map(|row| row.p99_us.map(|p99| (p99, row.start_s)))
+                .max_by_key(|(p99, _)| *p99);
+            let mut text = format!(
+                "{} rows of {interval_s}s (in the JSON{})",
+                self.intervals.len(),
+                if self.run.csv.is_some() {
+                    " and --csv"
+                } else {
+                    ""
+                }
+            );
+            if let Some((p99, at)) = worst {
+                let _ = write!(text, "; worst interval p99 {} at {at:.0}s", format_us(p99));
+            }
+            line(&mut out, "time series", text);
+        }
         self.write_bytes(&mut out);
         self.write_cpu(&mut out);
         if !self.thresholds.is_empty() {
@@ -145,15 +165,22 @@ impl Report {
             RunKind::Fanout => {
                 let _ = write!(
                     out,
-                    ", {} sender(s), {} msg/s, {} B {format}, {}s measured (+{}s warmup)",
-                    run.senders, run.rate, run.payload, run.duration_s, run.warmup_s
+                    ", {} sender(s), {}, {} B {format}, {}s measured (+{}s warmup)",
+                    run.senders,
+                    rate_text(run),
+                    run.payload,
+                    run.duration_s,
+                    run.warmup_s
                 );
             }
             RunKind::Echo => {
                 let _ = write!(
                     out,
-                    ", {} msg/s in all, {} B {format}, {}s measured (+{}s warmup)",
-                    run.rate, run.payload, run.duration_s, run.warmup_s
+                    ", {} in all, {} B {format}, {}s measured (+{}s warmup)",
+                    rate_text(run),
+                    run.payload,
+                    run.duration_s,
+                    run.warmup_s
                 );
             }
             RunKind::Connect => {
@@ -169,6 +196,13 @@ impl Report {
         let _ = write!(out, ", {} thread(s)", run.threads);
         if run.kind == RunKind::Fanout {
             let _ = write!(out, ", {} room(s)", run.rooms);
+        }
+        if self.run.merged_reports > 0 {
+            let _ = write!(
+                out,
+                ", merged from {} reports of run {:08x}",
+                self.run.merged_reports, self.run.run_id
+            );
         }
         if self.timeline.interrupted {
             let _ = write!(out, " [interrupted]");
@@ -250,6 +284,16 @@ impl Report {
                 self.foreign
             ),
         );
+        if self.other_process_deliveries > 0 {
+            line(
+                out,
+                "",
+                format!(
+                    "{} deliveries from senders of the run's other processes: settled by loadgen merge",
+                    self.other_process_deliveries
+                ),
+            );
+        }
         self.write_receivers(out);
         line(
             out,
@@ -395,6 +439,13 @@ impl Report {
             );
         }
         line(out, "cpu", text);
+    }
+}
+
+fn rate_text(run: &crate::report::RunDescription) -> String {
+    match &run.stages {
+        Some(stages) => format!("stages {stages} (peak {} msg/s)", run.rate),
+        None => format!("{} msg/s", run.rate),
     }
 }
 

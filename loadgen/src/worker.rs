@@ -107,9 +107,12 @@ impl Worker {
         let rooms = plan.rooms.max(1);
         let clients: Vec<Client> = ids
             .iter()
-            .map(|&id| {
+            .map(|&local| {
+                // Clients are numbered from --sender-base, so that the senders of several
+                // processes sharing one schedule are told apart.
+                let id = plan.sender_base + local;
                 let sender = match plan.kind {
-                    RunKind::Fanout => (id < plan.senders).then_some(id),
+                    RunKind::Fanout => (local < plan.senders).then_some(id),
                     RunKind::Echo => Some(id),
                     RunKind::Connect => None,
                 };
@@ -128,11 +131,12 @@ impl Worker {
         poll.registry()
             .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
         let tracked = if plan.kind.sends() {
-            ((plan.warmup_s + plan.duration_s) * plan.rate).floor() as usize
+            plan.shape.total_messages() as usize
         } else {
             0
         };
         let plan_targets = plan.targets.len();
+        let interval_ns = plan.interval_ns;
         Ok(Worker {
             index,
             poll,
@@ -145,7 +149,10 @@ impl Worker {
             clients,
             senders,
             read_buffer: vec![0; READ_BUFFER_LEN + MAX_RESPONSE_HEAD],
-            measurements: Measurements::tracking(tracked, plan_targets),
+            measurements: Measurements {
+                interval_ns,
+                ..Measurements::tracking(tracked, plan_targets)
+            },
             codec: Codec::default(),
             schedule: None,
             next_to_connect: 0,
@@ -300,10 +307,9 @@ impl Worker {
     fn begin_sending(&mut self, start_ns: u64) {
         self.schedule = Some(Schedule::new(
             start_ns,
-            self.plan.rate,
-            self.plan.senders,
+            self.plan.shape,
+            self.plan.total_senders,
             self.plan.warmup_s,
-            self.plan.duration_s,
         ));
         for client in &mut self.clients {
             if client.state == State::Open {
@@ -345,7 +351,7 @@ impl Worker {
                     run: self.plan.run_id,
                     sender,
                     sequence: client.next_k,
-                    intended_ns,
+                    intended_ns: intended_ns - schedule.start_ns,
                 };
                 let message_len = client.queue_probe(
                     &probe,
@@ -691,7 +697,7 @@ impl Worker {
                 target: client.target,
                 own_sender: client.sender,
                 owed: client.open_at_start,
-                book: client.book,
+                counts: client.book.counts(),
             })
             .collect();
         measurements

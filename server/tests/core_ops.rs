@@ -466,3 +466,23 @@ fn explain_an_input() {
     }
     ops::run(&data);
 }
+
+/// Times every input in a directory (`CORE_OPS_DIR`), slowest first: what to look at when the
+/// fuzzer runs slowly.
+#[test]
+#[ignore = "a profiling aid: needs CORE_OPS_DIR"]
+fn time_every_input() {
+    let dir = std::env::var("CORE_OPS_DIR").expect("CORE_OPS_DIR names a directory");
+    let mut times = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let started = std::time::Instant::now();
+        ops::run(&data);
+        times.push((started.elapsed(), path));
+    }
+    times.sort();
+    for (elapsed, path) in times.iter().rev().take(15) {
+        println!("{elapsed:?} {}", path.display());
+    }
+}

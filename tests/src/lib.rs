@@ -32,6 +32,29 @@ pub fn binary(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = Command::new(cargo);
+        // `cargo test` sets CARGO_PKG_NAME, CARGO_MANIFEST_DIR ... for the test process; passed
+        // on to this cargo, they make build scripts that watch them (ring's) rerun, rebuilding
+        // the TLS crates at every switch between `cargo test` and this build.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+                || [
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .contains(&name.as_str())
+            {
+                command.env_remove(name);
+            }
+        }
         command.current_dir(&workspace).args([
             "build",
             "--quiet",

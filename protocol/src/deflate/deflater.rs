@@ -7,9 +7,10 @@ use crate::frame::{encode_compressed_frame, OpCode};
 
 use super::{MAX_WINDOW_BITS, MIN_WINDOW_BITS, TAIL};
 
-/// The compression level when none is given: zlib's default, a good ratio for chat-sized JSON
-/// at a cost that is paid once per broadcast.
-pub const DEFAULT_LEVEL: u32 = 6;
+/// The compression level when none is given. Level 1 (zlib-rs's fastest) compressed ~300-byte
+/// JSON chat messages about three times faster than level 6 for 0.35 of the size instead of
+/// 0.32 (`cargo bench -p fanout-websocket`); a server pays it on every message it sends.
+pub const DEFAULT_LEVEL: u32 = 1;
 
 /// A raw DEFLATE compressor for permessage-deflate messages.
 ///
@@ -159,15 +160,17 @@ mod tests {
         let mut message: Vec<u8> = block.iter().cycle().take(30_000).copied().collect();
         message.extend((0..4000u32).flat_map(|i| format!("{{\"n\":{}}}", i % 1500).into_bytes()));
         for window_bits in 8..=15 {
-            let mut deflater = Deflater::new(window_bits);
-            assert_eq!(deflater.window_bits(), window_bits);
-            let payload = compressed(&mut deflater, &message);
-            let (inflated, longest) = reference_inflate::inflate(&payload).unwrap();
-            assert_eq!(inflated, message, "window {window_bits}");
-            assert!(
-                longest <= 1 << window_bits,
-                "window {window_bits}: a distance of {longest}"
-            );
+            for level in [1, 2, 4, 6, 9] {
+                let mut deflater = Deflater::with_level(window_bits, level);
+                assert_eq!(deflater.window_bits(), window_bits);
+                let payload = compressed(&mut deflater, &message);
+                let (inflated, longest) = reference_inflate::inflate(&payload).unwrap();
+                assert_eq!(inflated, message, "window {window_bits} level {level}");
+                assert!(
+                    longest <= 1 << window_bits,
+                    "window {window_bits} level {level}: a distance of {longest}"
+                );
+            }
         }
         // The check has teeth: a 2^15 window's output refers 300 bytes back.
         let wide = compressed(&mut Deflater::new(15), &message);

@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn output_past_the_limit_is_refused_without_allocating_it() {
         // 1 MiB of zeros compresses to about a kilobyte; allow 64 KiB.
-        let mut deflater = super::super::Deflater::new(15);
+        let mut deflater = super::super::Deflater::with_level(15, 9);
         let mut payload = Vec::new();
         deflater.compress(&vec![0u8; 1 << 20], &mut payload);
         assert!(payload.len() < 2048, "{}", payload.len());

@@ -532,10 +532,10 @@ impl Sim {
         assert!(until >= self.now, "time goes forward");
         loop {
             // After a graceful shutdown's deadline, `poll_timeout` stays at that past instant
-            // (the real shell has exited by then): step a tick at a time instead.
+            // (the real shell has exited by then): step a sweep at a time instead.
             let mut wake = self.core.poll_timeout();
             if wake <= self.now {
-                wake = self.now.after(TICK);
+                wake = self.now.after(SWEEP_EVERY);
             }
             self.now = wake.min(until);
             self.turn();
@@ -651,7 +651,13 @@ impl Sim {
         if let Err(broken) = self.core.check_invariants() {
             panic!("at {} ms: invariant broken: {broken}", self.now.0);
         }
-        let config = self.core.config().clone();
+        let config = self.core.config();
+        let (handshake_timeout, close_timeout, idle_timeout, message_timeout) = (
+            config.handshake_timeout,
+            config.close_timeout,
+            config.idle_timeout,
+            config.message_timeout,
+        );
         let slack = SWEEP_EVERY + TICK;
         let now = self.now;
         for (&key, &id) in &self.by_key {
@@ -668,11 +674,11 @@ impl Sim {
                 }
             };
             let (limit, what) = match phase {
-                Phase::Handshake => (config.handshake_timeout, "the handshake timeout"),
-                Phase::Closing | Phase::Draining => (config.close_timeout, "the close timeout"),
+                Phase::Handshake => (handshake_timeout, "the handshake timeout"),
+                Phase::Closing | Phase::Draining => (close_timeout, "the close timeout"),
                 Phase::Open => {
                     let silent_since = socket.last_read_at.max(since);
-                    if now > silent_since.after(config.idle_timeout + slack) {
+                    if now > silent_since.after(idle_timeout + slack) {
                         panic!(
                             "at {} ms: client {id} silent since {} ms is still open past the idle timeout",
                             now.0, silent_since.0
@@ -690,7 +696,7 @@ impl Sim {
                         } else {
                             started
                         };
-                        if now > started.after(config.message_timeout + slack) {
+                        if now > started.after(message_timeout + slack) {
                             panic!(
                                 "at {} ms: client {id}'s message begun by {} ms is still open past the message timeout",
                                 now.0, started.0

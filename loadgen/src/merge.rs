@@ -1,0 +1,299 @@
+//! `loadgen merge A.json B.json ...`: several loadgen processes, one run. Each process's
+//! `--json` carries what merging needs (`merge` in the JSON): histograms in HdrHistogram's V2
+//! form, so that they merge exactly; messages sent per sender; every receiver's counts per
+//! sender; per message the arrivals and the last arrival, as offsets from the schedule's start
+//! (the processes shared it with `--start-at`). The merged report is settled by the same code
+//! as a single process's, so it says what one process of the same total size would have said.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+use crate::accounting::ReceiverCounts;
+use crate::cli::{FailOn, MergeArgs};
+use crate::measurements::{Measurements, ReceiverRecord};
+use crate::plan::RunKind;
+use crate::report::{Report, Resources, RunDescription, Timeline};
+use crate::schedule::{Schedule, Shape};
+use crate::{limits, verdict};
+
+/// Runs `loadgen merge`; returns the exit status.
+pub fn run(args: MergeArgs, command_line: Vec<String>) -> Result<u8, (u8, String)> {
+    let usage = |message: String| (verdict::EXIT_USAGE, message);
+    for (option, path) in [("--json", &args.json), ("--hgrm", &args.hgrm)] {
+        if let Some(path) = path {
+            limits::check_output(option, path).map_err(usage)?;
+        }
+    }
+    let reports: Vec<Value> = args
+        .reports
+        .iter()
+        .map(|path| read(path))
+        .collect::<Result<_, _>>()
+        .map_err(usage)?;
+    let report = merge(&reports, &args, command_line).map_err(usage)?;
+    print!("{}", report.table());
+    let failed = |message: String| (verdict::EXIT_RUN_FAILED, message);
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report.json()).expect("json of plain values");
+        std::fs::write(path, text + "\n")
+            .map_err(|error| failed(format!("cannot write {}: {error}", path.display())))?;
+    }
+    if let Some(path) = &args.hgrm {
+        std::fs::write(path, report.hgrm())
+            .map_err(|error| failed(format!("cannot write {}: {error}", path.display())))?;
+    }
+    Ok(report.exit_code())
+}
+
+fn read(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let json: Value = serde_json::from_str(&text)
+        .map_err(|error| format!("{}: not JSON: {error}", path.display()))?;
+    if json["merge"].is_null() {
+        return Err(format!(
+            "{}: no `merge` section (a fanout or echo report of loadgen schema 2 or later)",
+            path.display()
+        ));
+    }
+    Ok(json)
+}
+
+/// Merges reports of one run into one report.
+fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Result<Report, String> {
+    let first = &reports[0];
+    let run_id = first["merge"]["run_id"].clone();
+    let shape_json = first["merge"]["shape"].clone();
+    for (index, report) in reports.iter().enumerate() {
+        let merge = &report["merge"];
+        if merge["run_id"] != run_id {
+            return Err(format!(
+                "report {} has run id {} and report 1 has {}: they are not one run (give every process the same --run-id)",
+                index + 1,
+                merge["run_id"],
+                run_id
+            ));
+        }
+        if merge["shape"] != shape_json
+            || merge["total_senders"] != first["merge"]["total_senders"]
+            || report["run"]["kind"] != first["run"]["kind"]
+        {
+            return Err(format!(
+                "report {} has another schedule than report 1 (same --rate or --stages, --duration, --warmup, --total-senders and subcommand for every process)",
+                index + 1
+            ));
+        }
+    }
+    let kind = match first["run"]["kind"].as_str() {
+        Some("fanout") => RunKind::Fanout,
+        Some("echo") => RunKind::Echo,
+        other => return Err(format!("cannot merge {other:?} reports")),
+    };
+    let points: Vec<(f64, f64)> = shape_json["points"]
+        .as_array()
+        .ok_or("no schedule in the report")?
+        .iter()
+        .map(|point| {
+            (
+                point[0].as_f64().unwrap_or(0.0),
+                point[1].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    let shape = Shape::from_points(shape_json["first_rate"].as_f64().unwrap_or(0.0), &points);
+    let warmup_s = shape_json["warmup_s"].as_f64().unwrap_or(0.0);
+    let total_senders = number(&first["merge"]["total_senders"]) as u32;
+    // Every process's schedule starts at offset 0 of the merged timeline.
+    let schedule = Schedule::new(0, shape, total_senders, warmup_s);
+
+    let mut measurements = Vec::new();
+    let mut sender_ranges = Vec::new();
+    let mut clients = 0;
+    let mut threads = 0;
+    let mut resources = Resources::default();
+    let mut stopped_ns = 0;
+    let mut interrupted = false;
+    let mut halted_ns: Option<u64> = None;
+    for report in reports {
+        let merge = &report["merge"];
+        for range in merge["sender_ranges"].as_array().into_iter().flatten() {
+            sender_ranges.push((number(&range[0]) as u32, number(&range[1]) as u32));
+        }
+        clients += number(&report["run"]["clients"]);
+        threads += number(&report["run"]["threads"]) as usize;
+        resources.wall_s = resources.wall_s.max(float(&report["resources"]["wall_s"]));
+        resources.loadgen_cpu_s += float(&report["resources"]["loadgen_cpu_s"]);
+        stopped_ns = stopped_ns.max(number(&merge["stopped_offset_ns"]));
+        interrupted |= report["interrupted"].as_bool().unwrap_or(false);
+        if let Some(halt) = merge["halted_offset_ns"].as_u64() {
+            halted_ns = Some(halted_ns.map_or(halt, |earlier: u64| earlier.min(halt)));
+        }
+        measurements.push(measurements_of(report)?);
+    }
+    sender_ranges.sort_unstable();
+    let description = RunDescription {
+        kind,
+        urls: first["run"]["urls"]
+            .as_array()
+            .map(|urls| {
+                urls.iter()
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        clients: clients as u32,
+        senders: sender_ranges.iter().map(|(first, end)| end - first).sum(),
+        sender_ranges,
+        total_senders,
+        run_id: u32::from_str_radix(run_id.as_str().unwrap_or("0"), 16).unwrap_or(0),
+        start_at_unix_ms: first["merge"]["start_at_unix_ms"].as_u64(),
+        merged_reports: reports.len(),
+        shape: Some(shape),
+        rate: float(&first["run"]["rate_per_s"]),
+        payload: number(&first["run"]["payload_bytes"]) as usize,
+        message_template: first["run"]["message_template"].as_str().map(str::to_owned),
+        binary: first["run"]["binary"].as_bool().unwrap_or(false),
+        compress: first["run"]["compress"].as_bool().unwrap_or(false),
+        duration_s: float(&first["run"]["duration_s"]),
+        warmup_s,
+        stages: first["run"]["stages"].as_str().map(str::to_owned),
+        interval_s: None,
+        csv: None,
+        after_s: float(&first["run"]["drain_s"]),
+        threads,
+        rooms: number(&first["run"]["rooms"]).max(1) as u32,
+        expect_self: match first["deliveries"]["self_echo_source"].as_str() {
+            Some("stated") => first["deliveries"]["self_echo"].as_bool(),
+            _ => None,
+        },
+        command_line,
+        started_unix_ms: reports
+            .iter()
+            .filter_map(|report| report["loadgen"]["started_at_unix_ms"].as_u64())
+            .min()
+            .unwrap_or(0),
+        thresholds: args.thresholds.clone(),
+        fail_on_invalid: args.fail_on == Some(FailOn::Invalid),
+    };
+    let timeline = Timeline {
+        open_by_interval: Vec::new(),
+        schedule: Some(schedule),
+        halted_ns,
+        stopped_ns,
+        interrupted,
+    };
+    Ok(Report::merge(
+        description,
+        timeline,
+        measurements,
+        resources,
+    ))
+}
+
+/// One process's report as the measurements a worker would have handed over.
+fn measurements_of(report: &Value) -> Result<Measurements, String> {
+    let merge = &report["merge"];
+    let histograms = &merge["histograms"];
+    let histogram = |name: &str| -> Result<Histogram<u64>, String> {
+        let bytes = BASE64
+            .decode(histograms[name].as_str().unwrap_or(""))
+            .map_err(|error| format!("histogram {name}: {error}"))?;
+        Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .map_err(|error| format!("histogram {name}: {error:?}"))
+    };
+    let arrivals_bytes = BASE64
+        .decode(merge["arrivals_u32_le"].as_str().unwrap_or(""))
+        .map_err(|error| format!("arrivals: {error}"))?;
+    let last_bytes = BASE64
+        .decode(
+            merge["last_arrival_offset_ns_u64_le"]
+                .as_str()
+                .unwrap_or(""),
+        )
+        .map_err(|error| format!("last arrivals: {error}"))?;
+    let mut receivers = Vec::new();
+    for entry in merge["receivers"].as_array().into_iter().flatten() {
+        receivers.push(ReceiverRecord {
+            client: number(&entry[0]) as u32,
+            room: number(&entry[1]) as u32,
+            target: 0,
+            owed: entry[2].as_bool().unwrap_or(false),
+            own_sender: entry[3].as_u64().map(|sender| sender as u32),
+            counts: ReceiverCounts {
+                duplicated: number(&entry[4]),
+                out_of_order: number(&entry[5]),
+                measured: entry[6]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(number)
+                    .collect(),
+            },
+        });
+    }
+    let counts = |value: &Value| -> BTreeMap<String, u64> {
+        value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(key, count)| (key.clone(), number(count)))
+            .collect()
+    };
+    Ok(Measurements {
+        delivery: histogram("delivery")?,
+        delivery_warmup: histogram("delivery_warmup")?,
+        handshake: histogram("handshake")?,
+        tls_handshake: histogram("tls_handshake")?,
+        upgrade: histogram("upgrade")?,
+        send_lag: histogram("send_lag")?,
+        arrivals: arrivals_bytes
+            .chunks_exact(4)
+            .map(|chunk| u32::from_le_bytes(chunk.try_into().expect("4 bytes")))
+            .collect(),
+        last_arrival_ns: last_bytes
+            .chunks_exact(8)
+            .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
+            .collect(),
+        sent_by_sender: merge["sent_by_sender"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(sender, count)| Some((sender.parse().ok()?, number(count))))
+            .collect(),
+        last_delivery_ns: number(&merge["last_delivery_offset_ns"]),
+        non_probe: number(&merge["non_probe_messages"]),
+        multi_probe: number(&merge["multi_probe_messages"]),
+        foreign: number(&merge["foreign_probes"]),
+        self_deliveries: number(&merge["self_deliveries"]),
+        failures: counts(&report["connections"]["failures"]),
+        close_codes: counts(&report["connections"]["close_codes"])
+            .into_iter()
+            .filter_map(|(code, count)| Some((code.parse().ok()?, count)))
+            .collect(),
+        protocol_errors: counts(&report["server_protocol_errors"]),
+        disconnects: counts(&report["connections"]["lost_while_open"]),
+        open_at_end: number(&merge["open_at_end"]),
+        compressed_connections: number(&report["bytes"]["compressed_connections"]),
+        wire_bytes_received: number(&report["bytes"]["received_wire"]),
+        payload_bytes_received: number(&report["bytes"]["received_payload"]),
+        wire_bytes_sent: number(&report["bytes"]["sent_wire"]),
+        payload_bytes_sent: number(&report["bytes"]["sent_payload"]),
+        receivers,
+        ..Measurements::default()
+    })
+}
+
+fn number(value: &Value) -> u64 {
+    value.as_u64().unwrap_or(0)
+}
+
+fn float(value: &Value) -> f64 {
+    value.as_f64().unwrap_or(0.0)
+}
