@@ -709,6 +709,7 @@ impl Core {
         self.broadcast_to_room(room, &frame, None);
         self.rooms.record(room, &frame);
         self.close_slow_consumers();
+        self.close_slow_consumers();
     }
 }
 
