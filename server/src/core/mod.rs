@@ -1049,6 +1049,10 @@ impl Core {
         connection.decoder.close_sent();
         connection.phase = Phase::Closing;
         connection.deadline = self.now.tick().after(self.config.close_timeout);
+        if connection.write_queue.queued_bytes() > self.config.hard_queue_cap() {
+            let dropped = connection.write_queue.discard_unstarted();
+            self.metrics.messages_dropped += dropped as u64;
+        }
         connection.write_queue.push(close_frame(code, reason));
         mark_for_flush(connection, key, &mut self.flush_list);
         self.leave_room(key);
@@ -1083,6 +1087,13 @@ impl Core {
         let connection = &mut self.connections[key];
         connection.phase = Phase::Draining;
         connection.deadline = self.now.tick().after(self.config.close_timeout);
+        // No more broadcasts come to a draining connection, but one turn's burst may already be
+        // queued: past the hard cap it is dropped, so a queue never holds more than the cap and
+        // its last bytes.
+        if connection.write_queue.queued_bytes() > self.config.hard_queue_cap() {
+            let dropped = connection.write_queue.discard_unstarted();
+            self.metrics.messages_dropped += dropped as u64;
+        }
         if let Some(last) = last {
             connection.write_queue.push(last);
         }

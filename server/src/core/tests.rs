@@ -287,11 +287,6 @@ fn under_drop_a_reader_over_the_mark_for_the_slow_consumer_timeout_loses_new_mes
 }
 
 #[test]
-#[ignore = "bug: a connection that becomes Draining (its end of stream, a protocol error, the \
-            rate limit) in the turn its queue passed the hard cap keeps the whole burst after \
-            the flush: after_flush and close_slow_consumers judge only Phase::Open, and finish \
-            discards nothing, so the queue stays over hard cap + one message until the close \
-            deadline (found by the core_ops fuzz target: 458,750 bytes over a cap of 327,694)"]
 fn a_reader_that_ends_its_stream_in_the_turn_of_a_burst_holds_no_more_than_the_hard_cap() {
     let (mut sim, sender, reader) = slow_reader_room(SlowConsumer::Close);
     sim.advance_to(ms(1_000));
