@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of protocol/fuzz and server/fuzz for a bounded time each (default
 # 30 s), starting from the committed seeds; `--build-only` builds them all and runs nothing
-# (what `make test` does, so that no target rots). cargo-fuzz needs nightly features:
-# RUSTC_BOOTSTRAP lets the stable toolchain provide them.
+# (what `make test` does, so that no target rots; a plain cargo build, no cargo-fuzz needed). Runs
+# need cargo-fuzz (installed if missing) and nightly features: RUSTC_BOOTSTRAP lets stable provide them.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD_ONLY=0
@@ -11,6 +11,15 @@ if [ "${1:-}" = "--build-only" ]; then
     shift
 fi
 SECONDS_EACH=${1:-30}
+if [ "$BUILD_ONLY" = 1 ]; then
+    # Every target compiles and links against libFuzzer (a plain build: no cargo-fuzz to
+    # install, no instrumentation, which only a run needs); `cargo fuzz run` builds its own.
+    for crate in protocol/fuzz server/fuzz; do
+        echo "fuzz: building every target of $crate" >&2
+        (cd "$root/$crate" && cargo build --quiet --bins)
+    done
+    exit 0
+fi
 if ! cargo fuzz --version > /dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz" >&2
     cargo install --quiet --locked cargo-fuzz
@@ -18,13 +27,6 @@ fi
 export RUSTC_BOOTSTRAP=1
 for crate in protocol/fuzz server/fuzz; do
     cd "$root/$crate"
-    if [ "$BUILD_ONLY" = 1 ]; then
-        # Unoptimised (--dev): this checks that every target compiles, instrumented as for a
-        # run, in a fraction of the time; `cargo fuzz run` builds its optimised binary itself.
-        echo "fuzz: building every target of $crate" >&2
-        cargo fuzz build --dev
-        continue
-    fi
     for target in $(cargo fuzz list); do
         mkdir -p "corpus/$target"
         echo "fuzz: $crate $target for ${SECONDS_EACH}s" >&2
