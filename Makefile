@@ -51,11 +51,11 @@ fuzz:
 fuzz-build:
 	./scripts/fuzz.sh --build-only
 
-## bench: our server against the peers, driven by loadgen; writes bench-results/ (under 20 min).
+## bench: our server against the peers, driven by loadgen; writes bench-results/ (about 22 min).
 bench: bench-setup
 	.venv/bin/python bench/run.py
 
-## bench-quick: a small subset of the same, under 2 minutes.
+## bench-quick: a small subset of the same, about 2.5 minutes.
 bench-quick: bench-setup
 	.venv/bin/python bench/run.py --quick --out target/bench-quick
 
