@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 
 /// What a delivery of one probe to one receiver is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The first copy of this message at this receiver, in order.
     First,
     /// The first copy, but a later message of the same sender was already seen here.
@@ -27,7 +27,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// Whether this was the first copy (in order or not).
-    pub fn is_first(self) -> bool {
+    pub(crate) fn is_first(self) -> bool {
         self != Verdict::Duplicate
     }
 }
@@ -75,7 +75,7 @@ impl Seen {
 
 /// What one receiver has seen, per sender.
 #[derive(Debug, Clone, Default)]
-pub struct ReceiverBook {
+pub(crate) struct ReceiverBook {
     /// Indexed by sender slot (the sender's index, or 0 in echo runs).
     senders: Vec<Seen>,
     /// Copies after the first.
@@ -86,7 +86,7 @@ pub struct ReceiverBook {
 
 /// What one receiver was owed by one sender: the messages it sent in the measured window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owed {
+pub(crate) struct Owed {
     /// The sender's slot.
     pub sender: u32,
     /// Messages the receiver should have got from it.
@@ -95,7 +95,7 @@ pub struct Owed {
 
 /// A receiver's final accounting, or a sum of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Deliveries owed.
     pub expected: u64,
     /// Owed deliveries that came (first copies).
@@ -113,7 +113,7 @@ pub struct Tally {
 
 impl Tally {
     /// Adds another tally to this one.
-    pub fn add(&mut self, other: &Tally) {
+    pub(crate) fn add(&mut self, other: &Tally) {
         self.expected += other.expected;
         self.received += other.received;
         self.lost += other.lost;
@@ -123,7 +123,7 @@ impl Tally {
     }
 
     /// Whether anything went wrong for this receiver.
-    pub fn has_anomaly(&self) -> bool {
+    pub(crate) fn has_anomaly(&self) -> bool {
         self.lost + self.duplicated + self.out_of_order + self.unexpected > 0
     }
 }
@@ -131,7 +131,7 @@ impl Tally {
 impl ReceiverBook {
     /// Judges one delivered probe: `slot` is the sender's slot, `measured` whether the message
     /// belongs to the measured window (not the warmup).
-    pub fn record(&mut self, slot: usize, sequence: u64, measured: bool) -> Verdict {
+    pub(crate) fn record(&mut self, slot: usize, sequence: u64, measured: bool) -> Verdict {
         if self.senders.len() <= slot {
             self.senders.resize_with(slot + 1, Seen::default);
         }
@@ -150,7 +150,7 @@ impl ReceiverBook {
 
     /// What settling needs of this book: first copies per sender, duplicates, out of order.
     /// Small, so that it can travel in a report to be merged with other processes' books.
-    pub fn counts(&self) -> ReceiverCounts {
+    pub(crate) fn counts(&self) -> ReceiverCounts {
         ReceiverCounts {
             measured: self.senders.iter().map(|seen| seen.measured).collect(),
             duplicated: self.duplicated,
@@ -160,14 +160,14 @@ impl ReceiverBook {
 
     /// Compares what was seen with what was owed (see [`ReceiverCounts::settle`]).
     #[cfg(test)]
-    pub fn settle(&self, owed: &[Owed]) -> Tally {
+    pub(crate) fn settle(&self, owed: &[Owed]) -> Tally {
         self.counts().settle(owed)
     }
 }
 
 /// A receiver's book reduced to what settling needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReceiverCounts {
+pub(crate) struct ReceiverCounts {
     /// First copies in the measured window, per sender slot.
     pub measured: Vec<u64>,
     /// Copies after the first.
@@ -179,7 +179,7 @@ pub struct ReceiverCounts {
 impl ReceiverCounts {
     /// Compares what was seen with what was owed. `owed` lists each sender the receiver should
     /// have heard, once; first copies from any other sender are unexpected.
-    pub fn settle(&self, owed: &[Owed]) -> Tally {
+    pub(crate) fn settle(&self, owed: &[Owed]) -> Tally {
         let mut tally = Tally {
             duplicated: self.duplicated,
             out_of_order: self.out_of_order,

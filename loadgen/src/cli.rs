@@ -25,14 +25,14 @@ a run that cannot fit (open files), 3 the run was invalid and --fail-on invalid 
 /// Every run ends with a verdict, `valid` or `invalid: <reasons>`.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, after_help = EXIT_STATUS_HELP)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub run: Run,
 }
 
 /// Which run to make.
 #[derive(Debug, Subcommand)]
-pub enum Run {
+pub(crate) enum Run {
     /// Senders broadcast on a fixed schedule; every client measures every delivery.
     Fanout(FanoutArgs),
     /// Every client sends on a fixed schedule and measures the round trip of its own echo.
@@ -47,7 +47,7 @@ pub enum Run {
 /// Options of `fanout`.
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_STATUS_HELP)]
-pub struct FanoutArgs {
+pub(crate) struct FanoutArgs {
     #[command(flatten)]
     pub common: Common,
     /// How many of the clients send (the first N). The others only receive.
@@ -67,7 +67,7 @@ pub struct FanoutArgs {
 /// Options of `echo`.
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_STATUS_HELP)]
-pub struct EchoArgs {
+pub(crate) struct EchoArgs {
     #[command(flatten)]
     pub common: Common,
     /// Messages per second, all clients together, on a fixed schedule.
@@ -80,7 +80,7 @@ pub struct EchoArgs {
 /// Options of `connect`.
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_STATUS_HELP)]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     #[command(flatten)]
     pub common: Common,
     /// How long to hold the connections open before counting how many are still open.
@@ -92,7 +92,7 @@ pub struct ConnectArgs {
 /// Options of `merge`.
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_STATUS_HELP)]
-pub struct MergeArgs {
+pub(crate) struct MergeArgs {
     /// The --json reports to merge.
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
@@ -112,7 +112,7 @@ pub struct MergeArgs {
 
 /// Options of the messages sent.
 #[derive(Debug, Args)]
-pub struct MessageArgs {
+pub(crate) struct MessageArgs {
     /// Payload size in bytes (at least 56: the probe header). With --message, the probe is
     /// padded so that the whole message is at least this long.
     #[arg(long, default_value_t = 64)]
@@ -154,7 +154,7 @@ pub struct MessageArgs {
 
 /// Whether a sender receives its own messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExpectSelf {
+pub(crate) enum ExpectSelf {
     /// Detect it: if any sender receives one of its own messages, all are expected to.
     Auto,
     /// The server echoes to the sender.
@@ -165,7 +165,7 @@ pub enum ExpectSelf {
 
 /// Options every run takes.
 #[derive(Debug, Args)]
-pub struct Common {
+pub(crate) struct Common {
     /// The server: `ws://host[:port]/path` or `wss://host[:port]/path` (TLS with rustls: SNI,
     /// ALPN http/1.1, the system's roots plus --ca-file). `{room}` in the URL is replaced by
     /// the room number.
@@ -262,14 +262,14 @@ pub struct Common {
 
 /// What makes the exit status non-zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FailOn {
+pub(crate) enum FailOn {
     /// An invalid run (failed connections, lost senders, schedule not kept, loadgen
     /// saturated, nothing measured, server gone).
     Invalid,
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(index) => text.split_at(index),

@@ -34,7 +34,7 @@ use crate::probe::{Probe, PROBE_HEADER_LEN};
 use crate::template::{Envelope, Placeholders};
 
 /// Handshake responses longer than this are refused.
-pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// A raw-mode line longer than this closes the connection.
 const MAX_LINE: usize = 1 << 20;
 /// Largest message a client accepts.
@@ -42,7 +42,7 @@ const MAX_MESSAGE: usize = 64 << 20;
 
 /// Where a client is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// Not started yet (waiting for its turn in the connect ramp).
     Waiting,
     /// TCP connect under way since this time.
@@ -57,14 +57,14 @@ pub enum State {
 
 /// Why a client must be closed, as the shell should report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ending {
+pub(crate) struct Ending {
     /// What happened, e.g. `handshake: HTTP 404` or `closed by server with 1001`.
     pub reason: String,
 }
 
 /// One connection and what it has seen.
 #[derive(Debug)]
-pub struct Client {
+pub(crate) struct Client {
     /// Global client number.
     pub id: u32,
     /// The room it is in.
@@ -101,7 +101,7 @@ pub struct Client {
 
 impl Client {
     /// A client not yet started.
-    pub fn new(id: u32, room: u32, sender: Option<u32>, seed: u64) -> Self {
+    pub(crate) fn new(id: u32, room: u32, sender: Option<u32>, seed: u64) -> Self {
         let mut client = Client {
             id,
             room,
@@ -128,7 +128,13 @@ impl Client {
     }
 
     /// A client of `plan`: its sends are wrapped in the plan's message template, if any.
-    pub fn for_plan(plan: &Plan, id: u32, room: u32, sender: Option<u32>, seed: u64) -> Self {
+    pub(crate) fn for_plan(
+        plan: &Plan,
+        id: u32,
+        room: u32,
+        sender: Option<u32>,
+        seed: u64,
+    ) -> Self {
         let mut client = Client::new(id, room, sender, seed);
         client.target = crate::target::target_of(id, plan.rooms, plan.targets.len());
         if let (Some(template), Some(_)) = (&plan.message_template, sender) {
@@ -138,7 +144,7 @@ impl Client {
     }
 
     /// Who it is, for `{room}`, `{client}` and `{sender}`.
-    pub fn placeholders(&self) -> Placeholders {
+    pub(crate) fn placeholders(&self) -> Placeholders {
         Placeholders {
             room: self.room,
             client: self.id,
@@ -160,13 +166,18 @@ impl Client {
     }
 
     /// The TCP connect began.
-    pub fn start_connecting(&mut self, now: u64) {
+    pub(crate) fn start_connecting(&mut self, now: u64) {
         self.state = State::Connecting { since_ns: now };
     }
 
     /// The TCP connect completed: queue the upgrade request (RFC 6455 §4.1), or in raw mode
     /// the client is open at once and the connect time is its handshake time.
-    pub fn handle_connected(&mut self, plan: &Plan, now: u64, measurements: &mut Measurements) {
+    pub(crate) fn handle_connected(
+        &mut self,
+        plan: &Plan,
+        now: u64,
+        measurements: &mut Measurements,
+    ) {
         let State::Connecting { since_ns } = self.state else {
             return;
         };
@@ -210,7 +221,7 @@ impl Client {
     }
 
     /// Whether it has been connecting for longer than the plan allows, and at which stage.
-    pub fn timed_out(&self, plan: &Plan, now: u64) -> Option<&'static str> {
+    pub(crate) fn timed_out(&self, plan: &Plan, now: u64) -> Option<&'static str> {
         match self.state {
             State::Connecting { since_ns }
                 if now.saturating_sub(since_ns) > plan.connect_timeout_ns =>
@@ -228,13 +239,13 @@ impl Client {
 
     /// How many bytes were kept from the last read; the caller puts them at the start of its
     /// read buffer with [`Client::take_pending`] and reads after them.
-    pub fn pending_len(&self) -> usize {
+    pub(crate) fn pending_len(&self) -> usize {
         self.pending.len()
     }
 
     /// Copies the kept bytes to the start of `buffer` (at least [`Client::pending_len`] long)
     /// and returns their length.
-    pub fn take_pending(&mut self, buffer: &mut [u8]) -> usize {
+    pub(crate) fn take_pending(&mut self, buffer: &mut [u8]) -> usize {
         let kept = self.pending.len();
         buffer[..kept].copy_from_slice(&self.pending);
         self.pending.clear();
@@ -251,7 +262,7 @@ impl Client {
 
     /// Handles bytes read from the server (the kept bytes first). Returns why the connection
     /// must end, if it must; a close frame to send may then be queued.
-    pub fn handle_input(
+    pub(crate) fn handle_input(
         &mut self,
         input: &mut [u8],
         now: u64,
@@ -439,7 +450,7 @@ impl Client {
     /// and is padded so that the whole message is at least `payload_len` bytes. With
     /// permessage-deflate agreed, the message goes out compressed (RSV1), as a browser's do.
     /// Returns the message's size before compression.
-    pub fn queue_probe(
+    pub(crate) fn queue_probe(
         &mut self,
         probe: &Probe,
         payload_len: usize,
@@ -484,25 +495,25 @@ impl Client {
     }
 
     /// Queues a whole frame.
-    pub fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
+    pub(crate) fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         let mask = self.next_mask();
         encode_frame(&mut self.outgoing, true, opcode, payload, Some(mask));
     }
 
     /// Queues a close frame.
-    pub fn queue_close(&mut self, code: CloseCode) {
+    pub(crate) fn queue_close(&mut self, code: CloseCode) {
         let mut payload = Vec::with_capacity(2);
         encode_payload(&mut payload, code, "");
         self.queue_frame(OpCode::Close, &payload);
     }
 
     /// The bytes waiting to be written.
-    pub fn outgoing(&self) -> &[u8] {
+    pub(crate) fn outgoing(&self) -> &[u8] {
         &self.outgoing
     }
 
     /// The socket took `written` bytes of [`Client::outgoing`].
-    pub fn consume_outgoing(&mut self, written: usize) {
+    pub(crate) fn consume_outgoing(&mut self, written: usize) {
         self.outgoing.drain(..written);
         if self.outgoing.is_empty() && self.outgoing.capacity() > 64 * 1024 {
             self.outgoing = Vec::new();
@@ -510,7 +521,7 @@ impl Client {
     }
 
     /// The connection is gone: let go of buffers.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.state = State::Closed;
         self.pending = Vec::new();
         self.outgoing = Vec::new();
@@ -891,7 +902,7 @@ mod tests {
         };
         let mut out = Vec::new();
         let event = message
-            .inflate(&mut protocol::deflate::Inflater::new(), 1024, &mut out)
+            .inflate(&mut Inflater::new(), 1024, &mut out)
             .unwrap();
         let data = event.data().unwrap();
         assert_eq!(

@@ -11,7 +11,7 @@ use protocol::deflate::{Deflater, Inflater, MAX_WINDOW_BITS, MIN_WINDOW_BITS};
 
 /// A worker's compression state and scratch space.
 #[derive(Debug, Default)]
-pub struct Codec {
+pub(crate) struct Codec {
     /// Inflates messages of servers that do not take over context.
     pub inflater: Inflater,
     /// Where a message is inflated to.
@@ -27,7 +27,7 @@ pub struct Codec {
 impl Codec {
     /// Compresses `self.plain` into `self.compressed` (tail removed, RFC 7692 §7.2.1) with a
     /// window of at most `2^window_bits` bytes.
-    pub fn compress_plain(&mut self, window_bits: u8) {
+    pub(crate) fn compress_plain(&mut self, window_bits: u8) {
         let bits = window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS) as usize;
         if self.deflaters.len() <= bits {
             self.deflaters.resize_with(bits + 1, || None);

@@ -14,11 +14,11 @@ use crate::plan::RunKind;
 use crate::report::{Report, UrlFigures};
 
 /// The JSON layout's version: raised when a field changes meaning or goes away.
-pub const SCHEMA_VERSION: u64 = 2;
+pub(crate) const SCHEMA_VERSION: u64 = 2;
 
 impl Report {
     /// Every figure as JSON.
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         let run = &self.run;
         let sends = run.kind.sends();
         let mut run_json = json!({
@@ -323,7 +323,7 @@ impl Report {
     }
 
     /// The time series as CSV: one header line, one row per interval.
-    pub fn csv(&self) -> String {
+    pub(crate) fn csv(&self) -> String {
         let mut out = String::from(
             "start_s,end_s,scheduled,sent,delivered,lost,p50_us,p99_us,max_us,open_connections\n",
         );
@@ -349,7 +349,7 @@ impl Report {
 
     /// The `.hgrm` file: delivery latency (round trip in echo runs), handshake latency in
     /// connect runs.
-    pub fn hgrm(&self) -> String {
+    pub(crate) fn hgrm(&self) -> String {
         if self.run.kind.sends() {
             hgrm(&self.delivery)
         } else {
@@ -385,7 +385,7 @@ fn histogram_json(histogram: &Histogram<u64>) -> Value {
 
 /// `2026-12-02T04:44:16.123Z` from milliseconds since the Unix epoch (proleptic Gregorian,
 /// days to civil date after Howard Hinnant's published algorithm).
-pub fn utc_timestamp(unix_ms: u64) -> String {
+pub(crate) fn utc_timestamp(unix_ms: u64) -> String {
     let days = (unix_ms / 86_400_000) as i64;
     let ms_of_day = unix_ms % 86_400_000;
     let z = days + 719_468;
@@ -412,7 +412,7 @@ pub fn utc_timestamp(unix_ms: u64) -> String {
 }
 
 /// HdrHistogram's standard percentile distribution output, values in milliseconds.
-pub fn hgrm(histogram: &Histogram<u64>) -> String {
+pub(crate) fn hgrm(histogram: &Histogram<u64>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -10,7 +10,7 @@ const SPARE_DESCRIPTORS: u64 = 64;
 
 /// Raises the open-files soft limit to the hard limit, and refuses a run whose clients cannot
 /// fit under it. Returns the limit now in force.
-pub fn raise_open_files(clients: u32, threads: usize) -> Result<u64, String> {
+pub(crate) fn raise_open_files(clients: u32, threads: usize) -> Result<u64, String> {
     let needed = u64::from(clients) + SPARE_DESCRIPTORS + 2 * threads as u64;
     let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)
         .map_err(|error| format!("cannot read the open-files limit: {error}"))?;
@@ -31,7 +31,7 @@ pub fn raise_open_files(clients: u32, threads: usize) -> Result<u64, String> {
 
 /// Checks that `path` can be written, before the run rather than after it. An existing file
 /// is left as it is until the report replaces it.
-pub fn check_output(option: &str, path: &Path) -> Result<(), String> {
+pub(crate) fn check_output(option: &str, path: &Path) -> Result<(), String> {
     if path.is_dir() {
         return Err(format!("{option} {}: is a directory", path.display()));
     }

@@ -11,13 +11,13 @@ use crate::probe::Probes;
 use crate::schedule::Schedule;
 
 /// A new histogram of microseconds, 3 significant figures, up to an hour.
-pub fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 
 /// What deliveries are judged against: the schedule (once sending started) and the run.
 #[derive(Debug, Clone, Copy)]
-pub struct Judge {
+pub(crate) struct Judge {
     /// The send schedule; `None` before sending starts (no probe of ours can exist then).
     pub schedule: Option<Schedule>,
     /// Echo run: a client expects only its own probes.
@@ -32,7 +32,7 @@ pub struct Judge {
 
 /// The receiving client, as far as recording is concerned.
 #[derive(Debug)]
-pub struct Receiver<'a> {
+pub(crate) struct Receiver<'a> {
     /// Its sender index, if it sends.
     pub own_sender: Option<u32>,
     /// Its room.
@@ -47,7 +47,7 @@ pub struct Receiver<'a> {
 
 /// One receiver's book, handed to the main thread at the end for settling.
 #[derive(Debug)]
-pub struct ReceiverRecord {
+pub(crate) struct ReceiverRecord {
     /// Global client number.
     pub client: u32,
     /// Its room.
@@ -63,11 +63,11 @@ pub struct ReceiverRecord {
 }
 
 /// Most intervals a time series keeps; deliveries after the last are in the last.
-pub const MAX_INTERVALS: usize = 10_000;
+pub(crate) const MAX_INTERVALS: usize = 10_000;
 
 /// What a worker measured in one interval of the time series, by arrival time.
 #[derive(Debug)]
-pub struct IntervalMeasurements {
+pub(crate) struct IntervalMeasurements {
     /// First copies that arrived in the interval (warmup included).
     pub delivered: u64,
     /// Their latency (µs), 2 significant figures: enough for a plot, small for long runs.
@@ -85,7 +85,7 @@ impl Default for IntervalMeasurements {
 
 /// What a worker measured of the clients of one target (URL), when there are several.
 #[derive(Debug)]
-pub struct TargetMeasurements {
+pub(crate) struct TargetMeasurements {
     /// Delivery latency at this target's clients, measured window (µs).
     pub delivery: Histogram<u64>,
     /// Handshake latency of this target's clients (µs).
@@ -109,7 +109,7 @@ impl Default for TargetMeasurements {
 
 /// What a worker measured.
 #[derive(Debug)]
-pub struct Measurements {
+pub(crate) struct Measurements {
     /// Delivery latency in the measured window (µs).
     pub delivery: Histogram<u64>,
     /// Delivery latency during the warmup (µs).
@@ -212,7 +212,7 @@ impl Default for Measurements {
 impl Measurements {
     /// Measurements that track completion for `messages` scheduled messages, broken down
     /// per target when there are several.
-    pub fn tracking(messages: usize, targets: usize) -> Self {
+    pub(crate) fn tracking(messages: usize, targets: usize) -> Self {
         let per_target = if targets > 1 {
             (0..targets)
                 .map(|_| TargetMeasurements::default())
@@ -230,7 +230,7 @@ impl Measurements {
 
     /// Records one delivered message (text, binary, or one line in raw mode) that arrived at
     /// `now`: every probe in it, wherever it is.
-    pub fn record_message(
+    pub(crate) fn record_message(
         &mut self,
         judge: &Judge,
         receiver: &mut Receiver<'_>,

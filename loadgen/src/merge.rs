@@ -23,7 +23,7 @@ use crate::schedule::{Schedule, Shape};
 use crate::{limits, verdict};
 
 /// Runs `loadgen merge`; returns the exit status.
-pub fn run(args: MergeArgs, command_line: Vec<String>) -> Result<u8, (u8, String)> {
+pub(crate) fn run(args: MergeArgs, command_line: Vec<String>) -> Result<u8, (u8, String)> {
     let usage = |message: String| (verdict::EXIT_USAGE, message);
     for (option, path) in [("--json", &args.json), ("--hgrm", &args.hgrm)] {
         if let Some(path) = path {

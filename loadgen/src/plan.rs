@@ -9,7 +9,7 @@ use crate::template::MessageTemplate;
 
 /// What kind of run this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunKind {
+pub(crate) enum RunKind {
     /// Senders broadcast; everyone measures.
     Fanout,
     /// Everyone sends; each measures its own echo.
@@ -20,7 +20,7 @@ pub enum RunKind {
 
 impl RunKind {
     /// The subcommand's name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             RunKind::Fanout => "fanout",
             RunKind::Echo => "echo",
@@ -29,14 +29,14 @@ impl RunKind {
     }
 
     /// Whether messages are sent and measured.
-    pub fn sends(self) -> bool {
+    pub(crate) fn sends(self) -> bool {
         self != RunKind::Connect
     }
 }
 
 /// Everything a worker needs to know about the run.
 #[derive(Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The kind of run.
     pub kind: RunKind,
     /// The servers, each with its address, `Host` header and room request targets.

@@ -13,13 +13,13 @@
 //! text or binary messages. Finding them allocates nothing.
 
 /// Bytes before the padding.
-pub const PROBE_HEADER_LEN: usize = 56;
+pub(crate) const PROBE_HEADER_LEN: usize = 56;
 
 const MARKER: &[u8; 4] = b"LG1 ";
 
 /// What a probe says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// The run that sent it.
     pub run: u32,
     /// The sending client's sender index.
@@ -34,7 +34,7 @@ pub struct Probe {
 impl Probe {
     /// Writes the probe into `out`, padded with `.` to `out.len()` (at least
     /// [`PROBE_HEADER_LEN`]).
-    pub fn write(&self, out: &mut [u8]) {
+    pub(crate) fn write(&self, out: &mut [u8]) {
         debug_assert!(out.len() >= PROBE_HEADER_LEN);
         out[..4].copy_from_slice(MARKER);
         write_hex(&mut out[4..12], u64::from(self.run));
@@ -49,7 +49,7 @@ impl Probe {
     }
 
     /// Reads a probe, or `None` if the message is not one (a welcome text, a join notice).
-    pub fn read(message: &[u8]) -> Option<Probe> {
+    pub(crate) fn read(message: &[u8]) -> Option<Probe> {
         if message.len() < PROBE_HEADER_LEN || &message[..4] != MARKER {
             return None;
         }
@@ -66,14 +66,14 @@ impl Probe {
 /// Every probe in a message, in order, wherever it is. Bytes that look like the marker but do
 /// not hold a well-formed probe are skipped.
 #[derive(Debug, Clone)]
-pub struct Probes<'a> {
+pub(crate) struct Probes<'a> {
     message: &'a [u8],
     position: usize,
 }
 
 impl<'a> Probes<'a> {
     /// The probes of `message`.
-    pub fn new(message: &'a [u8]) -> Self {
+    pub(crate) fn new(message: &'a [u8]) -> Self {
         Probes {
             message,
             position: 0,

@@ -18,7 +18,7 @@ const MAX_LISTED_RECEIVERS: usize = 100;
 
 /// What the run was asked to do, for the report's header.
 #[derive(Debug, Clone)]
-pub struct RunDescription {
+pub(crate) struct RunDescription {
     /// fanout, echo or connect.
     pub kind: RunKind,
     /// The URLs as given.
@@ -80,7 +80,7 @@ pub struct RunDescription {
 
 /// CPU and memory seen during the measured window.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Resources {
+pub(crate) struct Resources {
     /// Seconds of wall time the samples span.
     pub wall_s: f64,
     /// CPU seconds this process used.
@@ -95,7 +95,7 @@ pub struct Resources {
 
 /// When the run's phases ended, on the run's clock.
 #[derive(Debug, Clone, Default)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     /// Connections open at the end of each interval of the time series (sampled by the main
     /// thread).
     pub open_by_interval: Vec<u64>,
@@ -112,7 +112,7 @@ pub struct Timeline {
 
 /// The figures of one URL, when a run has several.
 #[derive(Debug)]
-pub struct UrlFigures {
+pub(crate) struct UrlFigures {
     /// The URL.
     pub url: String,
     /// Its clients whose handshake completed.
@@ -131,7 +131,7 @@ pub struct UrlFigures {
 
 /// Bytes that crossed the connections, as frames and as message payloads.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Bytes {
+pub(crate) struct Bytes {
     /// Connections that agreed to permessage-deflate.
     pub compressed_connections: u64,
     /// Frame bytes read (after TLS decryption).
@@ -146,7 +146,7 @@ pub struct Bytes {
 
 /// One row of the time series.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct IntervalRow {
+pub(crate) struct IntervalRow {
     /// Start and end of the interval, seconds from the schedule's start.
     pub start_s: f64,
     /// End of the interval.
@@ -172,7 +172,7 @@ pub struct IntervalRow {
 /// What a report keeps beyond its figures so that `loadgen merge` can combine it with the
 /// reports of other processes of the same run exactly.
 #[derive(Debug, Default)]
-pub struct MergeData {
+pub(crate) struct MergeData {
     /// Messages sent per sender (the run's sender numbers).
     pub sent_by_sender: BTreeMap<u32, u64>,
     /// Every receiver's counts.
@@ -189,7 +189,7 @@ pub struct MergeData {
 
 /// Every figure of a run.
 #[derive(Debug)]
-pub struct Report {
+pub(crate) struct Report {
     /// What was asked.
     pub run: RunDescription,
     /// How the run went in time.
@@ -279,7 +279,7 @@ pub struct Report {
 
 impl Report {
     /// Merges the workers' results and settles every receiver's accounting.
-    pub fn merge(
+    pub(crate) fn merge(
         run: RunDescription,
         timeline: Timeline,
         results: Vec<Measurements>,
@@ -654,17 +654,17 @@ impl Report {
     }
 
     /// Whether the figures can be trusted.
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         self.invalid_reasons.is_empty()
     }
 
     /// Whether any threshold was crossed.
-    pub fn thresholds_crossed(&self) -> bool {
+    pub(crate) fn thresholds_crossed(&self) -> bool {
         self.thresholds.iter().any(|outcome| !outcome.passed)
     }
 
     /// The exit status this run earns.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         verdict::exit_code(
             !self.is_valid(),
             self.run.fail_on_invalid,
@@ -676,7 +676,7 @@ impl Report {
     /// Deliveries received per second of the real time deliveries took: from the first
     /// measured intended send to the last delivery, or to the end of the schedule if that is
     /// later. A server that falls behind is not credited with the offered rate.
-    pub fn deliveries_per_second(&self) -> f64 {
+    pub(crate) fn deliveries_per_second(&self) -> f64 {
         if self.delivery_elapsed_s > 0.0 {
             self.tally.received as f64 / self.delivery_elapsed_s
         } else {

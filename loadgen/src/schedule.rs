@@ -17,26 +17,26 @@ use crate::cli::parse_duration;
 
 /// Nanoseconds since a fixed instant shared by every thread.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     base: Instant,
 }
 
 impl Clock {
     /// A clock whose zero is now.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Clock {
             base: Instant::now(),
         }
     }
 
     /// Nanoseconds since the clock's zero. Monotonic.
-    pub fn now_ns(&self) -> u64 {
+    pub(crate) fn now_ns(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
     }
 }
 
 /// Most stages a `--stages` list may have.
-pub const MAX_STAGES: usize = 16;
+pub(crate) const MAX_STAGES: usize = 16;
 
 /// A stretch of time over which the rate moves in a straight line.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -71,19 +71,19 @@ impl Segment {
 
 /// The rate over time: a few segments, kept inline so that a schedule is `Copy`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Shape {
+pub(crate) struct Shape {
     segments: [Segment; MAX_STAGES],
     count: usize,
 }
 
 impl Shape {
     /// `rate` messages per second for `seconds`.
-    pub fn constant(rate: f64, seconds: f64) -> Shape {
+    pub(crate) fn constant(rate: f64, seconds: f64) -> Shape {
         Shape::from_points(rate, &[(seconds, rate)])
     }
 
     /// Parses k6-style stages, `DURATION:RATE,...`; the rate starts at 0.
-    pub fn stages(text: &str) -> Result<Shape, String> {
+    pub(crate) fn stages(text: &str) -> Result<Shape, String> {
         let mut points = Vec::new();
         for stage in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (duration, rate) = stage.split_once(':').ok_or_else(|| {
@@ -119,7 +119,7 @@ impl Shape {
 
     /// The shape from its first rate and its `(duration_s, target rate)` points, as
     /// [`Shape::points`] gives them.
-    pub fn from_points(first_rate: f64, points: &[(f64, f64)]) -> Shape {
+    pub(crate) fn from_points(first_rate: f64, points: &[(f64, f64)]) -> Shape {
         let mut shape = Shape {
             segments: [Segment::default(); MAX_STAGES],
             count: points.len().min(MAX_STAGES),
@@ -141,7 +141,7 @@ impl Shape {
     }
 
     /// The rate at the start, and each segment's `(duration_s, target rate)`.
-    pub fn points(&self) -> (f64, Vec<(f64, f64)>) {
+    pub(crate) fn points(&self) -> (f64, Vec<(f64, f64)>) {
         let first = self.segments().first().map_or(0.0, |s| s.start_rate);
         let points = self
             .segments()
@@ -156,19 +156,19 @@ impl Shape {
     }
 
     /// Seconds from the first stage's start to the last's end.
-    pub fn total_s(&self) -> f64 {
+    pub(crate) fn total_s(&self) -> f64 {
         self.segments().iter().map(|s| s.duration_s).sum()
     }
 
     /// Messages in the whole schedule.
-    pub fn total_messages(&self) -> u64 {
+    pub(crate) fn total_messages(&self) -> u64 {
         let total: f64 = self.segments().iter().map(Segment::messages).sum();
         // A hair of tolerance so that 100/s for 2 s is 200 messages, not 199.
         (total + 1e-6).floor() as u64
     }
 
     /// The highest rate anywhere in the shape.
-    pub fn peak_rate(&self) -> f64 {
+    pub(crate) fn peak_rate(&self) -> f64 {
         self.segments()
             .iter()
             .map(|s| s.start_rate.max(s.end_rate))
@@ -191,7 +191,7 @@ impl Shape {
 
 /// When each message is meant to be sent and by whom.
 #[derive(Debug, Clone, Copy)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     /// Intended send time of the schedule's start.
     pub start_ns: u64,
     /// How many clients send; message `n` is sent by sender `n % senders`.
@@ -206,7 +206,7 @@ pub struct Schedule {
 impl Schedule {
     /// A schedule of `shape` from `start_ns`, sent by `senders`; its first `warmup_s` seconds
     /// are warmup.
-    pub fn new(start_ns: u64, shape: Shape, senders: u32, warmup_s: f64) -> Self {
+    pub(crate) fn new(start_ns: u64, shape: Shape, senders: u32, warmup_s: f64) -> Self {
         Schedule {
             start_ns,
             senders,
@@ -217,22 +217,22 @@ impl Schedule {
     }
 
     /// The message number of a sender's `k`-th message.
-    pub fn message_number(&self, sender: u32, k: u64) -> u64 {
+    pub(crate) fn message_number(&self, sender: u32, k: u64) -> u64 {
         k * u64::from(self.senders) + u64::from(sender)
     }
 
     /// When message `n` is meant to be sent.
-    pub fn intended_ns(&self, n: u64) -> u64 {
+    pub(crate) fn intended_ns(&self, n: u64) -> u64 {
         self.start_ns + (self.shape.offset_s(n) * 1e9) as u64
     }
 
     /// Whether message `n` belongs to the warmup.
-    pub fn is_warmup(&self, n: u64) -> bool {
+    pub(crate) fn is_warmup(&self, n: u64) -> bool {
         self.intended_ns(n) < self.measure_from_ns
     }
 
     /// When the schedule ends.
-    pub fn end_ns(&self) -> u64 {
+    pub(crate) fn end_ns(&self) -> u64 {
         self.start_ns + (self.shape.total_s() * 1e9) as u64
     }
 }

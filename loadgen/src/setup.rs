@@ -17,7 +17,7 @@ const MAX_MESSAGES: f64 = 50_000_000.0;
 
 /// A checked command line: the plan the workers follow, the report's description, and the
 /// options only the main thread needs.
-pub struct Setup {
+pub(crate) struct Setup {
     /// What every worker follows.
     pub plan: Plan,
     /// What the report says was asked.
@@ -29,7 +29,7 @@ pub struct Setup {
 }
 
 /// Checks the command line and turns it into a plan. Errors are usage errors (exit 2).
-pub fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
+pub(crate) fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
     let (kind, common, message, senders, rate, expect_self, hold) = match cli.run {
         Run::Fanout(args) => {
             let expect_self = match args.expect_self {

@@ -7,7 +7,7 @@ const TICKS_PER_SECOND: f64 = 100.0;
 
 /// A reading of one process.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// User plus system CPU time, in seconds.
     pub cpu_seconds: f64,
     /// Resident memory in bytes.
@@ -15,7 +15,7 @@ pub struct Sample {
 }
 
 /// Reads `/proc/<pid>` (`self` for this process). `None` when the process is gone.
-pub fn sample(pid: &str) -> Option<Sample> {
+pub(crate) fn sample(pid: &str) -> Option<Sample> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; the fields after its closing parenthesis do not.
     let after_name = &stat[stat.rfind(')')? + 2..];

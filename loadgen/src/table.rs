@@ -14,7 +14,7 @@ const LABEL: usize = 18;
 
 impl Report {
     /// The human-readable table.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let mut out = String::new();
         self.write_header(&mut out);
         let failed: u64 = self.failures.values().sum();
@@ -476,7 +476,7 @@ fn format_bytes(bytes: u64) -> String {
 }
 
 /// Formats a microsecond value with a unit that suits it.
-pub fn format_us(us: u64) -> String {
+pub(crate) fn format_us(us: u64) -> String {
     if us < 1_000 {
         format!("{us} µs")
     } else if us < 1_000_000 {
@@ -487,7 +487,7 @@ pub fn format_us(us: u64) -> String {
 }
 
 /// `p50 1.2 ms  p99 3.4 ms  max 5.6 ms`, or `no samples`.
-pub fn percentiles(histogram: &Histogram<u64>, quantiles: &[f64]) -> String {
+pub(crate) fn percentiles(histogram: &Histogram<u64>, quantiles: &[f64]) -> String {
     if histogram.is_empty() {
         return "no samples".to_owned();
     }

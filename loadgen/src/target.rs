@@ -7,7 +7,7 @@ use protocol::url::WsUrl;
 
 /// One server to connect to.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// Where to connect.
     pub address: SocketAddr,
     /// The `Host` header.
@@ -22,7 +22,7 @@ pub struct Target {
 
 /// Parses and resolves a `ws://` or `wss://` URL; `{room}` in its path is replaced by each
 /// room's number.
-pub fn parse_target(url: &str, rooms: u32) -> Result<Target, String> {
+pub(crate) fn parse_target(url: &str, rooms: u32) -> Result<Target, String> {
     let lower = url
         .get(..6)
         .map(str::to_ascii_lowercase)
@@ -89,7 +89,7 @@ pub fn parse_target(url: &str, rooms: u32) -> Result<Target, String> {
 
 /// Which target a client connects to: round robin, rooms spread over every target so that a
 /// room spans all of them.
-pub fn target_of(client: u32, rooms: u32, targets: usize) -> usize {
+pub(crate) fn target_of(client: u32, rooms: u32, targets: usize) -> usize {
     (client / rooms.max(1)) as usize % targets.max(1)
 }
 

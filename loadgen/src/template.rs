@@ -5,7 +5,7 @@
 
 /// Who a client is, for filling placeholders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Placeholders {
+pub(crate) struct Placeholders {
     /// `{room}`: the room number.
     pub room: u32,
     /// `{client}`: the global client number.
@@ -16,7 +16,7 @@ pub struct Placeholders {
 
 impl Placeholders {
     /// `text` with every placeholder replaced.
-    pub fn fill(&self, text: &str) -> String {
+    pub(crate) fn fill(&self, text: &str) -> String {
         if !text.contains('{') {
             return text.to_owned();
         }
@@ -34,14 +34,14 @@ impl Placeholders {
 
 /// A message template: the text before and after its one `{probe}`, placeholders unfilled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageTemplate {
+pub(crate) struct MessageTemplate {
     before: String,
     after: String,
 }
 
 /// The text around the probe for one sender, placeholders filled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// Bytes before the probe.
     pub before: Box<[u8]>,
     /// Bytes after the probe.
@@ -50,7 +50,7 @@ pub struct Envelope {
 
 impl MessageTemplate {
     /// Parses a template; it must hold `{probe}` exactly once.
-    pub fn parse(text: &str) -> Result<MessageTemplate, String> {
+    pub(crate) fn parse(text: &str) -> Result<MessageTemplate, String> {
         match text.matches("{probe}").count() {
             1 => {}
             0 => return Err("the message template needs a {probe} placeholder".into()),
@@ -64,7 +64,7 @@ impl MessageTemplate {
     }
 
     /// The envelope of one sender.
-    pub fn envelope(&self, who: &Placeholders) -> Envelope {
+    pub(crate) fn envelope(&self, who: &Placeholders) -> Envelope {
         Envelope {
             before: who.fill(&self.before).into_bytes().into_boxed_slice(),
             after: who.fill(&self.after).into_bytes().into_boxed_slice(),

@@ -16,7 +16,7 @@ use std::fmt;
 
 /// A comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Comparison {
+pub(crate) enum Comparison {
     /// `<`
     Below,
     /// `<=`
@@ -57,7 +57,7 @@ impl Comparison {
 
 /// Which latency distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Distribution {
+pub(crate) enum Distribution {
     /// Delivery latency (round trip in echo runs).
     Delivery,
     /// Completion latency.
@@ -68,7 +68,7 @@ pub enum Distribution {
 
 /// Which figure of a distribution.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Statistic {
+pub(crate) enum Statistic {
     /// A quantile, 0 to 1.
     Quantile(f64),
     /// The largest value.
@@ -79,7 +79,7 @@ pub enum Statistic {
 
 /// What a threshold looks at.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Metric {
+pub(crate) enum Metric {
     /// A latency figure, in microseconds.
     Latency(Distribution, Statistic),
     /// A count (`lost`, `failed` ...), by name.
@@ -102,7 +102,7 @@ const COUNTS: &[&str] = &[
 
 /// One parsed `--threshold`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Threshold {
+pub(crate) struct Threshold {
     /// As written.
     pub text: String,
     /// What it looks at.
@@ -116,7 +116,7 @@ pub struct Threshold {
 }
 
 /// The figures a threshold is checked against.
-pub trait Figures {
+pub(crate) trait Figures {
     /// A latency figure in µs; `None` when nothing was measured.
     fn latency_us(&self, distribution: Distribution, statistic: Statistic) -> Option<f64>;
     /// A count, and the total it is a part of (for `%`).
@@ -127,7 +127,7 @@ pub trait Figures {
 
 /// Whether a threshold held, with the figure it saw.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The threshold as written.
     pub text: String,
     /// Whether it held.
@@ -138,7 +138,7 @@ pub struct Outcome {
 
 impl Threshold {
     /// Parses `METRIC OP VALUE`.
-    pub fn parse(text: &str) -> Result<Threshold, String> {
+    pub(crate) fn parse(text: &str) -> Result<Threshold, String> {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         let position = compact
             .find(['<', '>', '=', '!'])
@@ -186,7 +186,7 @@ impl Threshold {
 
     /// Checks the threshold against a run's figures. A latency threshold on a run that
     /// measured nothing fails.
-    pub fn check(&self, figures: &dyn Figures) -> Outcome {
+    pub(crate) fn check(&self, figures: &dyn Figures) -> Outcome {
         let (actual, shown) = match &self.metric {
             Metric::Latency(distribution, statistic) => {
                 match figures.latency_us(*distribution, *statistic) {

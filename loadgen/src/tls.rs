@@ -19,7 +19,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 /// How a run trusts servers.
 #[derive(Debug, Clone, Default)]
-pub struct TrustOptions {
+pub(crate) struct TrustOptions {
     /// Extra roots from a PEM file.
     pub ca_file: Option<std::path::PathBuf>,
     /// Accept any certificate.
@@ -27,7 +27,7 @@ pub struct TrustOptions {
 }
 
 /// The shared client configuration. Errors are usage errors (a bad `--ca-file`).
-pub fn client_config(trust: &TrustOptions) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn client_config(trust: &TrustOptions) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -79,7 +79,7 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
 }
 
 /// The name the server's certificate must carry, and the SNI sent: the URL's host.
-pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_owned())
         .map_err(|_| format!("`{host}` is not a host name TLS can check"))
 }

@@ -11,7 +11,7 @@ use rustls::{ClientConfig, ClientConnection};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Starts a non-blocking connect to `address`, from `source` if given.
-pub fn start_connect(address: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+pub(crate) fn start_connect(address: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
@@ -33,7 +33,7 @@ pub fn start_connect(address: SocketAddr, source: Option<IpAddr>) -> io::Result<
 }
 
 /// A socket error in the report's words.
-pub fn describe(error: &io::Error) -> String {
+pub(crate) fn describe(error: &io::Error) -> String {
     match error.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
         io::ErrorKind::ConnectionReset => "connection reset".to_owned(),
@@ -50,7 +50,7 @@ const TLS_BUFFER_LIMIT: usize = 256 * 1024;
 /// A connection's byte stream: plain TCP, or TLS over it. Reads and writes are of plaintext;
 /// TLS records go to and from the socket underneath as they must.
 #[derive(Debug)]
-pub struct Stream {
+pub(crate) struct Stream {
     /// The socket.
     pub socket: TcpStream,
     /// The TLS session, once TCP is connected on a `wss://` target.
@@ -59,12 +59,12 @@ pub struct Stream {
 
 impl Stream {
     /// A plain stream over a socket (TLS, if any, starts with [`Stream::start_tls`]).
-    pub fn new(socket: TcpStream) -> Self {
+    pub(crate) fn new(socket: TcpStream) -> Self {
         Stream { socket, tls: None }
     }
 
     /// Starts the TLS handshake: the ClientHello is queued; [`Stream::flush_tls`] sends it.
-    pub fn start_tls(
+    pub(crate) fn start_tls(
         &mut self,
         config: Arc<ClientConfig>,
         server_name: ServerName<'static>,
@@ -77,13 +77,13 @@ impl Stream {
     }
 
     /// Whether a TLS handshake is under way.
-    pub fn is_tls_handshaking(&self) -> bool {
+    pub(crate) fn is_tls_handshaking(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
     }
 
     /// Reads plaintext into `buffer`. `Ok(0)`: the peer closed; `WouldBlock`: nothing now.
     /// With TLS, records are read from the socket and decrypted as needed.
-    pub fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_mut() else {
             return self.socket.read(buffer);
         };
@@ -107,7 +107,7 @@ impl Stream {
 
     /// Writes plaintext; returns how much was taken (0 when the socket or the TLS buffer is
     /// full).
-    pub fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_mut() else {
             return match self.socket.write(data) {
                 Ok(0) if !data.is_empty() => Err(io::ErrorKind::WriteZero.into()),
@@ -121,7 +121,7 @@ impl Stream {
     }
 
     /// Sends the TLS records waiting; returns whether none are left.
-    pub fn flush_tls(&mut self) -> io::Result<bool> {
+    pub(crate) fn flush_tls(&mut self) -> io::Result<bool> {
         let Some(tls) = self.tls.as_mut() else {
             return Ok(true);
         };

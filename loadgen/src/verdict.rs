@@ -4,26 +4,26 @@
 //! Pure: the facts are gathered by the report; the reasons are decided here.
 
 /// The run happened and nothing asked for a failing exit.
-pub const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_OK: u8 = 0;
 /// The run could not happen: nothing connected, a thread or an output failed.
-pub const EXIT_RUN_FAILED: u8 = 1;
+pub(crate) const EXIT_RUN_FAILED: u8 = 1;
 /// A bad command line.
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// The run was invalid and `--fail-on invalid` was given.
-pub const EXIT_INVALID: u8 = 3;
+pub(crate) const EXIT_INVALID: u8 = 3;
 /// A `--threshold` was crossed.
-pub const EXIT_THRESHOLD: u8 = 4;
+pub(crate) const EXIT_THRESHOLD: u8 = 4;
 /// Interrupted by SIGINT or SIGTERM (the summary of what was measured is still written).
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 /// Send lag p99 above this means the loadgen did not keep its schedule.
-pub const MAX_LAG_P99_US: u64 = 5_000;
+pub(crate) const MAX_LAG_P99_US: u64 = 5_000;
 /// Loadgen CPU above this share of its threads means it may be the bottleneck.
-pub const MAX_BUSY: f64 = 0.9;
+pub(crate) const MAX_BUSY: f64 = 0.9;
 
 /// What the verdict is decided from.
 #[derive(Debug, Clone, Default)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// Clients asked for.
     pub clients: u64,
     /// Clients that failed to connect or were refused.
@@ -48,7 +48,7 @@ pub struct Facts {
 }
 
 /// The reasons a run is invalid; empty when it is valid.
-pub fn reasons(facts: &Facts) -> Vec<String> {
+pub(crate) fn reasons(facts: &Facts) -> Vec<String> {
     let mut reasons = Vec::new();
     if facts.interrupted {
         reasons.push("interrupted".to_owned());
@@ -88,7 +88,7 @@ pub fn reasons(facts: &Facts) -> Vec<String> {
 }
 
 /// The verdict line: `valid`, or `invalid: ` and the reasons.
-pub fn line(reasons: &[String]) -> String {
+pub(crate) fn line(reasons: &[String]) -> String {
     if reasons.is_empty() {
         "valid".to_owned()
     } else {
@@ -97,7 +97,7 @@ pub fn line(reasons: &[String]) -> String {
 }
 
 /// The exit code of a run that happened.
-pub fn exit_code(
+pub(crate) fn exit_code(
     invalid: bool,
     fail_on_invalid: bool,
     thresholds_crossed: bool,

@@ -30,11 +30,11 @@ const TIMER: Token = Token(usize::MAX);
 /// The loop wakes at least this often to check the stop flag and timeouts.
 const HOUSEKEEPING_NS: u64 = 10_000_000;
 
-pub use crate::measurements::new_histogram;
+pub(crate) use crate::measurements::new_histogram;
 
 /// Counters and signals shared between the workers and the main thread.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// The one clock.
     pub clock: Clock,
     /// Clients whose handshake completed.
@@ -68,7 +68,7 @@ struct Connection {
 }
 
 /// One worker's loop state.
-pub struct Worker {
+pub(crate) struct Worker {
     index: usize,
     plan: Arc<Plan>,
     shared: Arc<Shared>,
@@ -98,7 +98,7 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for the clients whose global numbers are given.
-    pub fn new(
+    pub(crate) fn new(
         index: usize,
         plan: Arc<Plan>,
         shared: Arc<Shared>,
@@ -164,7 +164,7 @@ impl Worker {
     }
 
     /// Runs until the main thread says stop; returns what was measured.
-    pub fn run(mut self) -> Measurements {
+    pub(crate) fn run(mut self) -> Measurements {
         let mut events = Events::with_capacity(4096);
         let mut next_progress_ns = 0;
         loop {

@@ -1108,7 +1108,7 @@ mod tests {
     fn the_decoder_fits_in_16_bytes_with_the_extension_flag() {
         // One per connection: permessage-deflate adds a flag, not compression state, and the
         // size limit is a u32.
-        assert!(std::mem::size_of::<Decoder>() <= 16);
+        assert!(size_of::<Decoder>() <= 16);
         assert!(deflate_decoder().is_idle());
     }
 }

@@ -9,9 +9,13 @@ use server::core::{
     SWEEP_EVERY, TICK,
 };
 
+// Shared with the fuzz crate, where these items are its public API.
+#[allow(unreachable_pub)]
 #[path = "../src/core/tests/sim.rs"]
 mod sim;
 
+// The fuzz crate's public API, included here so that cargo test replays the seeds.
+#[allow(unreachable_pub)]
 #[path = "../fuzz/src/ops.rs"]
 mod ops;
 

@@ -39,11 +39,11 @@ use crate::bus::envelope::{self, channel_name, room_of_channel, Envelope};
 use crate::bus::resp::{self, Decoded, Limits, Value};
 
 /// The first retry after a failure; doubled after each failure in a row.
-pub const BACKOFF_START: Duration = Duration::from_millis(100);
+pub(super) const BACKOFF_START: Duration = Duration::from_millis(100);
 /// The longest wait between two connection attempts (also how often a down link is logged).
-pub const BACKOFF_CAP: Duration = Duration::from_secs(5);
+pub(super) const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// How long a connect plus `AUTH`/`SELECT` may take before the attempt counts as failed.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Channels named in one `SUBSCRIBE` when subscribing again after a reconnect.
 const CHANNELS_PER_COMMAND: usize = 256;
 

@@ -58,7 +58,7 @@ impl Tick {
 }
 
 /// A duration in whole ticks, rounded up, at least one, capped at [`MAX_DURATION`].
-pub fn ticks(duration: Duration) -> u32 {
+pub(super) fn ticks(duration: Duration) -> u32 {
     let duration = duration.min(MAX_DURATION);
     let tick = TICK.as_millis();
     (duration.as_millis().div_ceil(tick)).max(1) as u32

@@ -194,7 +194,7 @@ mod tests {
         // 10,000 idle connections at ~128 bytes each (with the slab's tag, the shell's socket
         // and the room's member list) is the budget; this keeps the struct from growing
         // unnoticed.
-        let size = std::mem::size_of::<super::Connection>();
+        let size = size_of::<super::Connection>();
         assert!(size <= 104, "Connection is {size} bytes");
     }
 

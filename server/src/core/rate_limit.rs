@@ -29,7 +29,7 @@ pub struct TokenBucket {
 
 /// After this long without a read, a bucket is simply full again (and the 16-bit timestamp
 /// cannot have wrapped unnoticed).
-pub const QUIET_RESET: std::time::Duration = std::time::Duration::from_secs(60);
+pub(super) const QUIET_RESET: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl TokenBucket {
     /// A full bucket.

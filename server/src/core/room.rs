@@ -19,7 +19,7 @@ use slab::Slab;
 use super::clock::Tick;
 
 /// How long an empty room keeps its history.
-pub const KEEP_EMPTY: Duration = Duration::from_secs(600);
+pub(super) const KEEP_EMPTY: Duration = Duration::from_secs(600);
 
 /// Where a member sits: which room, and its index in the member list. Eight bytes, with
 /// [`Seat::NONE`] for a connection in no room (an `Option` would take twelve).

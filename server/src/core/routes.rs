@@ -13,7 +13,7 @@ use crate::page::CHAT_PAGE;
 
 /// What the core does with a parsed request head.
 #[derive(Debug)]
-pub enum Decision {
+pub(super) enum Decision {
     /// Open a WebSocket in this room, answering with `response` (the 101).
     Upgrade {
         /// The room: the request path.
@@ -46,7 +46,7 @@ pub enum Decision {
 
 /// Where a request came in, and what the core knows right now.
 #[derive(Debug, Clone, Copy)]
-pub struct Context {
+pub(super) struct Context {
     /// It came in on the `--metrics-listen` port: only `/metrics` and `/healthz` are served.
     pub metrics_port: bool,
     /// WebSocket connections open now.
@@ -54,7 +54,7 @@ pub struct Context {
 }
 
 /// Decides what answers a complete request head.
-pub fn route(request: &Request<'_>, config: &Config, context: Context) -> Decision {
+pub(super) fn route(request: &Request<'_>, config: &Config, context: Context) -> Decision {
     let refuse = |status: u16, why: &str| {
         let mut response = Vec::new();
         write_refusal(&mut response, status, why);
@@ -259,7 +259,7 @@ fn is_room_path(path: &str) -> bool {
 
 /// Writes a response; for `HEAD`, its head only, whose `Content-Length` still says what a
 /// `GET` would carry (RFC 9110 §9.3.2).
-pub fn write_answer(
+pub(super) fn write_answer(
     out: &mut Vec<u8>,
     status: u16,
     headers: &[(&str, &str)],

@@ -13,6 +13,8 @@ use super::{
     SWEEP_EVERY, TICK,
 };
 
+// Shared with the fuzz crate, where these items are its public API.
+#[allow(unreachable_pub)]
 mod sim;
 
 use sim::{Received, Sim, UNLIMITED};

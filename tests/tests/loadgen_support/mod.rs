@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// Runs `loadgen` with `args` plus `--json`, `--quiet`; returns the process output and the
 /// parsed JSON (Null when none was written).
-pub fn loadgen(args: &[&str]) -> (Output, Value) {
+pub(crate) fn loadgen(args: &[&str]) -> (Output, Value) {
     let dir = temp_dir();
     let json_path = dir.join("report.json");
     let output = Command::new(binary("loadgen"))
@@ -26,7 +26,7 @@ pub fn loadgen(args: &[&str]) -> (Output, Value) {
 }
 
 /// A fresh directory under the system's temporary directory.
-pub fn temp_dir() -> std::path::PathBuf {
+pub(crate) fn temp_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "loadgen-test-{}-{}",
         std::process::id(),
@@ -40,17 +40,17 @@ pub fn temp_dir() -> std::path::PathBuf {
 }
 
 /// Starts `fake_server` with `args`.
-pub fn fake(args: &[&str]) -> Server {
+pub(crate) fn fake(args: &[&str]) -> Server {
     Server::start_with(Command::new(binary("fake_server")), args)
 }
 
 /// The server's `ws://` URL.
-pub fn url(server: &Server) -> String {
+pub(crate) fn url(server: &Server) -> String {
     format!("ws://{}/", server.address)
 }
 
 /// The unsigned number at `path` in the report; panics with the report when it is missing.
-pub fn number(json: &Value, path: &[&str]) -> u64 {
+pub(crate) fn number(json: &Value, path: &[&str]) -> u64 {
     let mut value = json;
     for key in path {
         value = &value[*key];
@@ -61,13 +61,13 @@ pub fn number(json: &Value, path: &[&str]) -> u64 {
 }
 
 /// The process's stderr as text.
-pub fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Starts `loadgen` with `args` plus `--quiet` and `--json` to `json_path`, stdout and stderr
 /// piped; the caller waits for it.
-pub fn spawn_loadgen(args: &[&str], json_path: &std::path::Path) -> std::process::Child {
+pub(crate) fn spawn_loadgen(args: &[&str], json_path: &std::path::Path) -> std::process::Child {
     Command::new(binary("loadgen"))
         .args(args)
         .args(["--quiet", "--json", json_path.to_str().unwrap()])
@@ -78,7 +78,7 @@ pub fn spawn_loadgen(args: &[&str], json_path: &std::path::Path) -> std::process
 }
 
 /// Reads a JSON report, Null when there is none.
-pub fn read_json(path: &std::path::Path) -> Value {
+pub(crate) fn read_json(path: &std::path::Path) -> Value {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
@@ -86,7 +86,7 @@ pub fn read_json(path: &std::path::Path) -> Value {
 }
 
 /// The reasons of the report's verdict, joined.
-pub fn reasons(json: &Value) -> String {
+pub(crate) fn reasons(json: &Value) -> String {
     json["verdict"]["reasons"]
         .as_array()
         .map(|reasons| {

@@ -29,17 +29,17 @@ use rustls::{
 };
 
 /// A TLS stream over a blocking socket.
-pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+pub(crate) type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
 /// A directory of its own under the system's temporary directory, removed on drop.
-pub struct TempDir {
+pub(crate) struct TempDir {
     /// Its path.
     pub path: PathBuf,
 }
 
 impl TempDir {
     /// Creates a fresh, empty directory.
-    pub fn new() -> TempDir {
+    pub(crate) fn new() -> TempDir {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let path = std::env::temp_dir().join(format!(
             "fanout-tls-test-{}-{}",
@@ -59,7 +59,7 @@ impl Drop for TempDir {
 }
 
 /// A self-signed certificate for 127.0.0.1 and localhost, and its key, as PEM files.
-pub struct TestCertificate {
+pub(crate) struct TestCertificate {
     /// The certificate (PEM).
     pub cert: PathBuf,
     /// The private key (PEM, PKCS#8).
@@ -69,7 +69,7 @@ pub struct TestCertificate {
 impl TestCertificate {
     /// Makes a new P-256 key and a certificate valid for two days with the project's one
     /// `openssl` line, into `dir` as `NAME-cert.pem` and `NAME-key.pem`.
-    pub fn make(dir: &Path, name: &str) -> TestCertificate {
+    pub(crate) fn make(dir: &Path, name: &str) -> TestCertificate {
         let cert = dir.join(format!("{name}-cert.pem"));
         let key = dir.join(format!("{name}-key.pem"));
         let output = Command::new("openssl")
@@ -92,7 +92,7 @@ impl TestCertificate {
     }
 
     /// The certificate's DER bytes, as a server presents them.
-    pub fn der(&self) -> CertificateDer<'static> {
+    pub(crate) fn der(&self) -> CertificateDer<'static> {
         CertificateDer::from_pem_file(&self.cert).expect("the test certificate is PEM")
     }
 }
@@ -166,7 +166,7 @@ impl ServerCertVerifier for PinnedCertificates {
 
 /// A client configuration that trusts exactly `trusted`, speaks the given TLS versions and
 /// offers ALPN `http/1.1`.
-pub fn client_config(
+pub(crate) fn client_config(
     trusted: &[CertificateDer<'static>],
     versions: &[&'static SupportedProtocolVersion],
 ) -> Arc<ClientConfig> {
@@ -186,7 +186,7 @@ pub fn client_config(
 }
 
 /// A client configuration for one certificate, TLS 1.2 and 1.3.
-pub fn trusting(certificate: &TestCertificate) -> Arc<ClientConfig> {
+pub(crate) fn trusting(certificate: &TestCertificate) -> Arc<ClientConfig> {
     client_config(
         &[certificate.der()],
         &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -194,7 +194,10 @@ pub fn trusting(certificate: &TestCertificate) -> Arc<ClientConfig> {
 }
 
 /// Connects and completes the TLS handshake (and nothing more).
-pub fn connect_tls(address: SocketAddr, config: &Arc<ClientConfig>) -> std::io::Result<TlsStream> {
+pub(crate) fn connect_tls(
+    address: SocketAddr,
+    config: &Arc<ClientConfig>,
+) -> std::io::Result<TlsStream> {
     let mut socket = TcpStream::connect(address)?;
     socket.set_read_timeout(Some(WAIT))?;
     socket.set_write_timeout(Some(WAIT))?;
@@ -209,7 +212,7 @@ pub fn connect_tls(address: SocketAddr, config: &Arc<ClientConfig>) -> std::io::
 }
 
 /// The bytes of a ClientHello for `address`, as a client's first flight on the wire.
-pub fn client_hello(address: SocketAddr, config: &Arc<ClientConfig>) -> Vec<u8> {
+pub(crate) fn client_hello(address: SocketAddr, config: &Arc<ClientConfig>) -> Vec<u8> {
     let name = ServerName::IpAddress(address.ip().into());
     let mut connection = ClientConnection::new(config.clone(), name).unwrap();
     let mut hello = Vec::new();
@@ -221,7 +224,7 @@ pub fn client_hello(address: SocketAddr, config: &Arc<ClientConfig>) -> Vec<u8> 
 
 /// An HTTPS response, and how the connection ended.
 #[derive(Debug)]
-pub struct HttpsResponse {
+pub(crate) struct HttpsResponse {
     /// The status code.
     pub status: u16,
     /// The head, as text.
@@ -233,7 +236,7 @@ pub struct HttpsResponse {
 }
 
 /// Sends `request` over a new TLS connection and reads until the server closes.
-pub fn https_request(
+pub(crate) fn https_request(
     address: SocketAddr,
     config: &Arc<ClientConfig>,
     request: &str,
@@ -266,7 +269,7 @@ pub fn https_request(
 }
 
 /// One metric from `GET /metrics` over HTTPS (0 when absent).
-pub fn metric(address: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> f64 {
+pub(crate) fn metric(address: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> f64 {
     let response = https_request(
         address,
         config,
@@ -283,7 +286,7 @@ pub fn metric(address: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> f6
 }
 
 /// A blocking WebSocket client over TLS.
-pub struct TlsClient {
+pub(crate) struct TlsClient {
     /// The TLS stream.
     pub stream: TlsStream,
     decoder: Decoder,
@@ -293,7 +296,11 @@ pub struct TlsClient {
 
 impl TlsClient {
     /// Connects over TLS and completes the WebSocket handshake for `path`.
-    pub fn connect(address: SocketAddr, config: &Arc<ClientConfig>, path: &str) -> TlsClient {
+    pub(crate) fn connect(
+        address: SocketAddr,
+        config: &Arc<ClientConfig>,
+        path: &str,
+    ) -> TlsClient {
         let mut stream = connect_tls(address, config).expect("the TLS handshake succeeds");
         let host = address.to_string();
         let handshake = ClientHandshake {
@@ -329,12 +336,12 @@ impl TlsClient {
     }
 
     /// The certificate the server presented, as DER.
-    pub fn peer_certificate(&self) -> Vec<u8> {
+    pub(crate) fn peer_certificate(&self) -> Vec<u8> {
         self.stream.conn.peer_certificates().expect("a certificate")[0].to_vec()
     }
 
     /// Sends one frame.
-    pub fn send_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+    pub(crate) fn send_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
         self.mask_counter = self
             .mask_counter
             .wrapping_mul(2_654_435_761)
@@ -352,19 +359,19 @@ impl TlsClient {
     }
 
     /// Sends a text message.
-    pub fn send_text(&mut self, text: &str) {
+    pub(crate) fn send_text(&mut self, text: &str) {
         self.send_frame(true, OpCode::Text, text.as_bytes());
     }
 
     /// Sends a close frame.
-    pub fn send_close(&mut self, code: CloseCode, reason: &str) {
+    pub(crate) fn send_close(&mut self, code: CloseCode, reason: &str) {
         let mut payload = Vec::new();
         encode_payload(&mut payload, code, reason);
         self.send_frame(true, OpCode::Close, &payload);
     }
 
     /// The next message, skipping pongs and answering pings; panics after [`WAIT`] of silence.
-    pub fn recv_message(&mut self) -> Received {
+    pub(crate) fn recv_message(&mut self) -> Received {
         loop {
             match self.recv_timeout(WAIT).expect("a message within the wait") {
                 Received::Ping(payload) => self.send_frame(true, OpCode::Pong, &payload),
@@ -376,7 +383,7 @@ impl TlsClient {
 
     /// The next thing received, or `None` after `timeout` of silence. [`Received::Eof`] when
     /// the connection ended; [`TlsClient::ended_with_close_notify`] says how.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Received> {
+    pub(crate) fn recv_timeout(&mut self, timeout: Duration) -> Option<Received> {
         self.stream.sock.set_read_timeout(Some(timeout)).unwrap();
         let received = self.recv_inner();
         self.stream.sock.set_read_timeout(Some(WAIT)).unwrap();
@@ -421,7 +428,7 @@ impl TlsClient {
 
     /// After the close handshake: reads to the end and says whether the server ended its TLS
     /// stream with close_notify (`Ok(0)` from rustls) rather than a bare TCP close.
-    pub fn ended_with_close_notify(&mut self) -> bool {
+    pub(crate) fn ended_with_close_notify(&mut self) -> bool {
         let mut chunk = [0u8; 4096];
         loop {
             match self.stream.read(&mut chunk) {
@@ -436,7 +443,7 @@ impl TlsClient {
 
 /// Reads a socket until the server closes it; returns what came. Panics when the server keeps
 /// it open past [`WAIT`]: a hang is what these tests look for.
-pub fn read_until_closed(stream: &mut impl Read) -> Vec<u8> {
+pub(crate) fn read_until_closed(stream: &mut impl Read) -> Vec<u8> {
     let mut all = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
