@@ -79,6 +79,49 @@ pub fn binary(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The next message or control frame from a client's `stream`, decoding the bytes kept in
+/// `buffer` first; `None` when the stream's read timeout passes first, [`Received::Eof`] when
+/// it ends. Panics when the server breaks a rule. Plain and TLS test clients share it.
+pub fn receive(
+    decoder: &mut Decoder,
+    buffer: &mut Vec<u8>,
+    stream: &mut impl Read,
+) -> Option<Received> {
+    loop {
+        let (consumed, event) = match decoder.decode(buffer) {
+            Ok(result) => result,
+            Err(error) => panic!("the server broke a rule: {error}"),
+        };
+        let received = event.map(|event| match event {
+            Event::Text(text) => Received::Text(text.to_owned()),
+            Event::Binary(bytes) => Received::Binary(bytes.to_vec()),
+            Event::Ping(bytes) => Received::Ping(bytes.to_vec()),
+            Event::Pong(bytes) => Received::Pong(bytes.to_vec()),
+            Event::Close(close) => {
+                Received::Close(close.code.map(|code| code.0), close.reason.to_owned())
+            }
+        });
+        buffer.drain(..consumed);
+        if let Some(received) = received {
+            return Some(received);
+        }
+        let mut chunk = [0u8; 65536];
+        match stream.read(&mut chunk) {
+            Ok(0) => return Some(Received::Eof),
+            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => return Some(Received::Eof),
+        }
+    }
+}
+
 /// A running `server`, killed on drop.
 pub struct Server {
     /// The process.
@@ -409,39 +452,7 @@ impl Client {
     }
 
     fn recv_inner(&mut self) -> Option<Received> {
-        loop {
-            let (consumed, event) = match self.decoder.decode(&mut self.buffer) {
-                Ok(result) => result,
-                Err(error) => panic!("the server broke a rule: {error}"),
-            };
-            let received = event.map(|event| match event {
-                Event::Text(text) => Received::Text(text.to_owned()),
-                Event::Binary(bytes) => Received::Binary(bytes.to_vec()),
-                Event::Ping(bytes) => Received::Ping(bytes.to_vec()),
-                Event::Pong(bytes) => Received::Pong(bytes.to_vec()),
-                Event::Close(close) => {
-                    Received::Close(close.code.map(|code| code.0), close.reason.to_owned())
-                }
-            });
-            self.buffer.drain(..consumed);
-            if let Some(received) = received {
-                return Some(received);
-            }
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Some(Received::Eof),
-                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return None
-                }
-                Err(_) => return Some(Received::Eof),
-            }
-        }
+        receive(&mut self.decoder, &mut self.buffer, &mut self.stream)
     }
 }
 

@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use integration_tests::{Received, WAIT};
+use integration_tests::{receive, Received, WAIT};
 use protocol::close::{encode_payload, CloseCode};
 use protocol::frame::{encode_frame, OpCode, Role};
 use protocol::handshake::client::ClientHandshake;
-use protocol::message::{Decoder, Event};
+use protocol::message::Decoder;
 use protocol::Status;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -391,39 +391,7 @@ impl TlsClient {
     }
 
     fn recv_inner(&mut self) -> Option<Received> {
-        loop {
-            let (consumed, event) = match self.decoder.decode(&mut self.buffer) {
-                Ok(result) => result,
-                Err(error) => panic!("the server broke a rule: {error}"),
-            };
-            let received = event.map(|event| match event {
-                Event::Text(text) => Received::Text(text.to_owned()),
-                Event::Binary(bytes) => Received::Binary(bytes.to_vec()),
-                Event::Ping(bytes) => Received::Ping(bytes.to_vec()),
-                Event::Pong(bytes) => Received::Pong(bytes.to_vec()),
-                Event::Close(close) => {
-                    Received::Close(close.code.map(|code| code.0), close.reason.to_owned())
-                }
-            });
-            self.buffer.drain(..consumed);
-            if let Some(received) = received {
-                return Some(received);
-            }
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Some(Received::Eof),
-                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return None
-                }
-                Err(_) => return Some(Received::Eof),
-            }
-        }
+        receive(&mut self.decoder, &mut self.buffer, &mut self.stream)
     }
 
     /// After the close handshake: reads to the end and says whether the server ended its TLS
