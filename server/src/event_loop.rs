@@ -276,12 +276,8 @@ impl EventLoop {
     /// records wait; shutting down writing sends close_notify first, once records are out.
     fn apply_tls_output(&mut self, output: Output) {
         let key = key_of(output);
-        let (Some(socket), Some(session)) = (
-            self.sockets.get_mut(key).and_then(Option::as_mut),
-            self.tls_sessions
-                .get_mut(key)
-                .and_then(Option::as_deref_mut),
-        ) else {
+        let Some((socket, session)) = tls_pair(&mut self.sockets, &mut self.tls_sessions, key)
+        else {
             return;
         };
         match output {
@@ -311,12 +307,8 @@ impl EventLoop {
 
     /// Watches a TLS socket for writability exactly while something waits to go out.
     fn update_tls_interest(&mut self, key: usize) {
-        let (Some(socket), Some(session)) = (
-            self.sockets.get_mut(key).and_then(Option::as_mut),
-            self.tls_sessions
-                .get_mut(key)
-                .and_then(Option::as_deref_mut),
-        ) else {
+        let Some((socket, session)) = tls_pair(&mut self.sockets, &mut self.tls_sessions, key)
+        else {
             return;
         };
         let want = session.core_wants_writable || session.has_backlog();
@@ -335,12 +327,7 @@ impl EventLoop {
     }
 
     fn on_writable(&mut self, key: usize) {
-        if let (Some(socket), Some(session)) = (
-            self.sockets.get_mut(key).and_then(Option::as_mut),
-            self.tls_sessions
-                .get_mut(key)
-                .and_then(Option::as_deref_mut),
-        ) {
+        if let Some((socket, session)) = tls_pair(&mut self.sockets, &mut self.tls_sessions, key) {
             match session.write_records(socket) {
                 Ok(true) if session.shutdown_pending => {
                     session.shutdown_pending = false;
@@ -511,12 +498,8 @@ impl EventLoop {
     fn read_tls(&mut self, key: usize, now: Millis) {
         let mut budget = READ_BUDGET_PER_TURN;
         loop {
-            let (Some(socket), Some(session)) = (
-                self.sockets.get_mut(key).and_then(Option::as_mut),
-                self.tls_sessions
-                    .get_mut(key)
-                    .and_then(Option::as_deref_mut),
-            ) else {
+            let Some((socket, session)) = tls_pair(&mut self.sockets, &mut self.tls_sessions, key)
+            else {
                 return;
             };
             let outcome = session.read_records(socket);
@@ -663,6 +646,17 @@ fn bind_reuse_port(address: SocketAddr) -> io::Result<TcpListener> {
     socket.bind(&address.into())?;
     socket.listen(1024)?;
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// A TLS connection's socket and session, borrowed together.
+fn tls_pair<'a>(
+    sockets: &'a mut [Option<TcpStream>],
+    sessions: &'a mut [Option<Box<TlsSession>>],
+    key: usize,
+) -> Option<(&'a mut TcpStream, &'a mut TlsSession)> {
+    let socket = sockets.get_mut(key)?.as_mut()?;
+    let session = sessions.get_mut(key)?.as_deref_mut()?;
+    Some((socket, session))
 }
 
 fn key_of(output: Output) -> usize {
