@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::{binary, http_request, wait_until, Client, Received, Server, WAIT};
 use protocol::close::CloseCode;
-use protocol::frame::OpCode;
+use protocol::frame::{encode_frame, OpCode};
 
 const MIB: u64 = 1 << 20;
 
@@ -94,6 +94,42 @@ fn a_text_message_sent_then_half_closed_is_echoed() {
             assert_eq!(client.recv(), Received::Text(text), "{mode} mode");
             assert_eq!(client.recv(), Received::Eof, "{mode} mode");
         }
+    }
+}
+
+#[test]
+fn an_upgrade_a_message_and_a_close_in_one_write_then_half_closed_get_every_answer() {
+    // What `nc -N` or a scripted probe does: everything at once, then FIN.
+    let server = Server::start(&["--mode", "echo"]);
+    let mut request = UPGRADE.as_bytes().to_vec();
+    encode_frame(
+        &mut request,
+        true,
+        OpCode::Text,
+        b"hello",
+        Some([1, 2, 3, 4]),
+    );
+    let mut close = Vec::new();
+    protocol::close::encode_payload(&mut close, CloseCode(1000), "");
+    encode_frame(
+        &mut request,
+        true,
+        OpCode::Close,
+        &close,
+        Some([5, 6, 7, 8]),
+    );
+    for attempt in 0..20 {
+        let answer = send_then_half_close(&server, &request);
+        assert_eq!(status_of(&answer), "HTTP/1.1 101", "attempt {attempt}");
+        let head_end = answer
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            &answer[head_end + 4..],
+            b"\x81\x05hello\x88\x02\x03\xe8",
+            "attempt {attempt}"
+        );
     }
 }
 
