@@ -30,7 +30,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::core::{Accepted, Core, Millis, Output};
 use crate::process;
 use crate::redis_link::RedisLinks;
-use crate::tls::{TlsAcceptor, TlsRead, TlsSession};
+use crate::tls::{TlsAcceptor, TlsBuffers, TlsRead, TlsSession};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -74,6 +74,10 @@ pub struct EventLoop {
     tls: Option<TlsAcceptor>,
     /// TLS state by key, for sockets of the main port when TLS is on (empty otherwise).
     tls_sessions: Vec<Option<Box<TlsSession>>>,
+    /// The buffers every TLS connection borrows in turn (sessions own none while idle).
+    tls_buffers: TlsBuffers,
+    /// Plaintext decrypted from one read of a TLS socket, on its way to the core.
+    tls_plaintext: Vec<u8>,
     /// The one read buffer: every socket is read into it.
     read_buffer: Vec<u8>,
     /// Connections that used their read budget and must be read again next turn.
@@ -121,8 +125,10 @@ impl EventLoop {
             core,
             sockets: Vec::new(),
             trusted_proxies: shell.trusted_proxies,
+            tls_buffers: TlsBuffers::new(shell.tls.is_some()),
             tls: shell.tls,
             tls_sessions: Vec::new(),
+            tls_plaintext: Vec::new(),
             read_buffer,
             read_again: Vec::new(),
             started: Instant::now(),
@@ -283,8 +289,8 @@ impl EventLoop {
         match output {
             Output::Writable { on, .. } => session.core_wants_writable = on,
             Output::ShutdownWrite(_) => {
-                session.send_close_notify();
-                match session.write_records(socket) {
+                session.send_close_notify(&mut self.tls_buffers);
+                match session.write_backlog(socket) {
                     Ok(true) => {
                         let _ = socket.shutdown(Shutdown::Write);
                     }
@@ -294,7 +300,7 @@ impl EventLoop {
             }
             Output::Close(_) => {
                 // Best effort: the records of a last answer that fit now still leave.
-                let _ = session.write_records(socket);
+                let _ = session.write_backlog(socket);
                 self.tls_sessions[key] = None;
                 if let Some(mut socket) = self.sockets[key].take() {
                     let _ = self.poll.registry().deregister(&mut socket);
@@ -328,7 +334,7 @@ impl EventLoop {
 
     fn on_writable(&mut self, key: usize) {
         if let Some((socket, session)) = tls_pair(&mut self.sockets, &mut self.tls_sessions, key) {
-            match session.write_records(socket) {
+            match session.write_backlog(socket) {
                 Ok(true) if session.shutdown_pending => {
                     session.shutdown_pending = false;
                     let _ = socket.shutdown(Shutdown::Write);
@@ -493,24 +499,28 @@ impl EventLoop {
         }
     }
 
-    /// Reads a TLS socket: ciphertext until `WouldBlock` or the budget, each batch decrypted
+    /// Reads a TLS socket: ciphertext until `WouldBlock` or the budget, each read decrypted
     /// and its plaintext handed to the core; handshake records written back at once.
     fn read_tls(&mut self, key: usize, now: Millis) {
         let mut budget = READ_BUDGET_PER_TURN;
         loop {
+            // The core wants nothing more read once its peer finished sending.
+            if self.core.take_pending(key, &mut self.read_buffer).is_none() {
+                return;
+            }
             let Some((socket, session)) = tls_pair(&mut self.sockets, &mut self.tls_sessions, key)
             else {
                 return;
             };
-            let outcome = session.read_records(socket);
-            // Handshake messages, and the alert of a failure, go out now.
-            let written = session.write_records(socket);
-            let outcome = match (outcome, written) {
-                (Ok(outcome), Ok(_)) => outcome,
-                (Err(error), _) | (_, Err(error)) => {
-                    if error.kind() == io::ErrorKind::Interrupted {
-                        continue;
-                    }
+            self.tls_plaintext.clear();
+            let outcome = match session.read_records(
+                socket,
+                &mut self.tls_buffers,
+                &mut self.tls_plaintext,
+            ) {
+                Ok(outcome) => outcome,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
                     debug!(
                         "connection #{}: tls: {error}",
                         self.core.connection_id(key).unwrap_or(0)
@@ -521,38 +531,16 @@ impl EventLoop {
                     return;
                 }
             };
+            let peer_closed = session.take_peer_closed();
             self.update_tls_interest(key);
-            // Whatever was decrypted goes to the core.
-            loop {
-                let Some(kept) = self.core.take_pending(key, &mut self.read_buffer) else {
-                    return;
-                };
-                let Some(session) = self
-                    .tls_sessions
-                    .get_mut(key)
-                    .and_then(Option::as_deref_mut)
-                else {
-                    return;
-                };
-                match session.read_plaintext(&mut self.read_buffer[kept..]) {
-                    Ok(0) => {
-                        // close_notify: the peer finished sending.
-                        self.core.handle_eof(key, now);
-                        self.apply_outputs();
-                        return;
-                    }
-                    Ok(read) => {
-                        self.core
-                            .handle_read(key, &mut self.read_buffer[..kept + read], kept, now);
-                        self.apply_outputs();
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        self.core.handle_error(key);
-                        self.apply_outputs();
-                        return;
-                    }
-                }
+            if !self.hand_plaintext(key, now) {
+                return;
+            }
+            if peer_closed {
+                // close_notify: the peer finished sending.
+                self.core.handle_eof(key, now);
+                self.apply_outputs();
+                return;
             }
             match outcome {
                 TlsRead::Progress(read) => {
@@ -574,11 +562,31 @@ impl EventLoop {
         }
     }
 
+    /// Hands the plaintext of one TLS read to the core, after the bytes the connection kept.
+    /// Returns whether the connection still wants to be read.
+    fn hand_plaintext(&mut self, key: usize, now: Millis) -> bool {
+        let mut offset = 0;
+        while offset < self.tls_plaintext.len() {
+            let Some(kept) = self.core.take_pending(key, &mut self.read_buffer) else {
+                return false;
+            };
+            let length = (self.read_buffer.len() - kept).min(self.tls_plaintext.len() - offset);
+            self.read_buffer[kept..kept + length]
+                .copy_from_slice(&self.tls_plaintext[offset..offset + length]);
+            offset += length;
+            self.core
+                .handle_read(key, &mut self.read_buffer[..kept + length], kept, now);
+            self.apply_outputs();
+        }
+        self.core.connection(key).is_some()
+    }
+
     // --- flush: one writev per connection per turn ---
 
     fn flush(&mut self) {
         let sockets = &mut self.sockets;
         let tls_sessions = &mut self.tls_sessions;
+        let tls_buffers = &mut self.tls_buffers;
         let mut tls_flushed = Vec::new();
         self.core.flush(|key, slices: &[IoSlice<'_>]| {
             let Some(socket) = sockets.get_mut(key).and_then(Option::as_mut) else {
@@ -587,7 +595,7 @@ impl EventLoop {
             match tls_sessions.get_mut(key).and_then(Option::as_deref_mut) {
                 Some(session) => {
                     tls_flushed.push(key);
-                    session.write_plaintext(socket, slices)
+                    session.write_plaintext(socket, slices, tls_buffers)
                 }
                 None => socket.write_vectored(slices),
             }

@@ -2,11 +2,19 @@
 //! plaintext in and hands plaintext frames out; encryption is per receiver, framing is still
 //! once per broadcast.
 //!
-//! Corking survives encryption: the frames queued for a connection in one turn reach rustls in
-//! one vectored write, which it packs into as few records as fit (up to 16 KiB each), and the
-//! records leave in one `writev`. rustls's own outgoing buffer is capped (64 KiB): past it a
-//! write takes nothing and the rest stays in the core's queue, where the slow-consumer policy
-//! sees it.
+//! **Memory.** rustls's *unbuffered* API: the connection owns no buffers, the loop does. Every
+//! TLS socket is read into one loop-owned buffer and every record is encrypted into another
+//! ([`TlsBuffers`]); a connection keeps bytes of its own only while they wait: the tail of a
+//! record that has not fully arrived, or records the socket would not take yet. An idle TLS
+//! connection holds rustls's state (the traffic keys and the protocol state, about 3.3 KB with
+//! *ring*) and nothing else; rustls's buffered `ServerConnection` also kept a 4 KiB read buffer
+//! and three queues per connection.
+//!
+//! **Corking survives encryption.** The frames queued for a connection in one turn are gathered
+//! (up to [`RECORD_BATCH`] bytes at a time) and encrypted in one call, which makes records of up
+//! to 16 KiB (RFC 8446 section 5.1), and the records leave in one `write`. What the socket does
+//! not take stays with the connection (at most one batch) and nothing more is encrypted until it
+//! is gone: the rest stays in the core's queue, where the slow-consumer policy sees it.
 //!
 //! The crypto provider is *ring*: it builds with a C compiler alone (no cmake, no nasm, no Go),
 //! which is what a fresh machine has, and it is rustls's long-standing default.
@@ -15,10 +23,18 @@ use std::io::{self, IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::server::ServerConfig;
-use rustls::ServerConnection;
+use rustls::server::{ServerConfig, UnbufferedServerConnection};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Plaintext encrypted per call, and so the most ciphertext a connection keeps waiting for its
+/// socket: 64 KiB, four full records.
+pub const RECORD_BATCH: usize = 64 * 1024;
+/// Ciphertext read from a socket per call.
+const READ_CHUNK: usize = 64 * 1024;
+/// Room for a batch's record headers, tags and padding (each record adds at most 5 + 256).
+const RECORD_OVERHEAD: usize = 4 * 1024;
 
 /// The certificate and key files, and the rustls configuration made from them.
 pub struct TlsAcceptor {
@@ -46,10 +62,15 @@ impl TlsAcceptor {
 
     /// A TLS session for a socket just accepted.
     pub fn session(&self) -> io::Result<Box<TlsSession>> {
-        let connection = ServerConnection::new(self.config.clone())
+        let connection = UnbufferedServerConnection::new(self.config.clone())
             .map_err(|error| io::Error::other(error.to_string()))?;
         Ok(Box::new(TlsSession {
             connection,
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            outgoing_sent: 0,
+            failed: false,
+            peer_closed: false,
             core_wants_writable: false,
             writable_registered: false,
             shutdown_pending: false,
@@ -89,9 +110,48 @@ fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>,
     Ok(Arc::new(config))
 }
 
+/// The buffers every TLS connection borrows in turn: owned by the loop, one set per process.
+pub struct TlsBuffers {
+    /// Ciphertext read from a socket, after the bytes the connection kept.
+    incoming: Vec<u8>,
+    /// Plaintext gathered from the core's queue for one encryption.
+    plaintext: Vec<u8>,
+    /// Records encrypted for one write.
+    outgoing: Vec<u8>,
+}
+
+impl TlsBuffers {
+    /// The loop's buffers: about 200 KiB when the port speaks TLS, whatever the number of
+    /// connections; none when it does not.
+    pub fn new(tls: bool) -> Self {
+        if !tls {
+            return TlsBuffers {
+                incoming: Vec::new(),
+                plaintext: Vec::new(),
+                outgoing: Vec::new(),
+            };
+        }
+        TlsBuffers {
+            incoming: vec![0; READ_CHUNK],
+            plaintext: Vec::with_capacity(RECORD_BATCH),
+            outgoing: vec![0; RECORD_BATCH + RECORD_OVERHEAD],
+        }
+    }
+}
+
 /// One connection's TLS state, kept by the shell beside its socket.
 pub struct TlsSession {
-    connection: ServerConnection,
+    connection: UnbufferedServerConnection,
+    /// Ciphertext received but not processed yet: the start of a record still arriving (empty,
+    /// and without an allocation, most of the time).
+    incoming: Vec<u8>,
+    /// Records made but not yet taken by the socket; `outgoing[outgoing_sent..]` is what waits.
+    outgoing: Vec<u8>,
+    outgoing_sent: usize,
+    /// A TLS error happened: only the alert that says so may still go out.
+    failed: bool,
+    /// The peer's close_notify arrived and has not been reported yet.
+    peer_closed: bool,
     /// Whether the core asked to watch for writability (its queue is not empty).
     pub core_wants_writable: bool,
     /// Whether writability is watched for now.
@@ -112,51 +172,102 @@ pub enum TlsRead {
     Eof,
 }
 
+/// What [`TlsSession::drive`] stopped at.
+enum Stop {
+    /// The records received so far are used up (or the handshake needs more of them).
+    NeedMore,
+    /// Application data may be encrypted now: [`TlsSession::drive`] ran `encrypt`.
+    Encrypted(usize),
+}
+
 impl TlsSession {
-    /// Reads ciphertext from the socket and decrypts it. A TLS error (a plain HTTP request on
-    /// the TLS port, a bad record) queues an alert, which [`TlsSession::write_records`] sends,
-    /// and is returned: close the connection after sending it.
-    pub fn read_records(&mut self, socket: &mut impl Read) -> io::Result<TlsRead> {
-        let outcome = match self.connection.read_tls(socket) {
-            Ok(0) => TlsRead::Eof,
-            Ok(read) => TlsRead::Progress(read),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => TlsRead::WouldBlock,
+    /// Reads ciphertext from the socket once and decrypts every whole record in it: the
+    /// plaintext is appended to `plaintext`, handshake records are written back at once. A TLS
+    /// error (a plain HTTP request on the TLS port, a bad record) sends the alert that says so
+    /// and is returned: close the connection. The peer's close_notify is reported by
+    /// [`TlsSession::take_peer_closed`].
+    pub fn read_records(
+        &mut self,
+        socket: &mut (impl Read + Write),
+        buffers: &mut TlsBuffers,
+        plaintext: &mut Vec<u8>,
+    ) -> io::Result<TlsRead> {
+        let kept = self.incoming.len();
+        if buffers.incoming.len() < kept + READ_CHUNK {
+            buffers.incoming.resize(kept + READ_CHUNK, 0);
+        }
+        buffers.incoming[..kept].copy_from_slice(&self.incoming);
+        let read = match socket.read(&mut buffers.incoming[kept..kept + READ_CHUNK]) {
+            Ok(0) => return Ok(TlsRead::Eof),
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(TlsRead::WouldBlock)
+            }
             Err(error) => return Err(error),
         };
-        self.connection
-            .process_new_packets()
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
-        Ok(outcome)
+        let received = &mut buffers.incoming[..kept + read];
+        let outcome = self.drive(received, plaintext, None, &mut buffers.outgoing);
+        // Handshake messages, and the alert of a failure, go out now.
+        let written = self.write_backlog(socket);
+        let (processed, _) = outcome?;
+        written?;
+        let rest = &buffers.incoming[processed..kept + read];
+        if rest.is_empty() {
+            self.incoming = Vec::new();
+        } else {
+            self.incoming.clear();
+            self.incoming.extend_from_slice(rest);
+        }
+        Ok(TlsRead::Progress(read))
     }
 
-    /// Moves decrypted bytes into `buffer`: `Ok(0)` when the peer sent close_notify,
-    /// `WouldBlock` when there are none now.
-    pub fn read_plaintext(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        self.connection.reader().read(buffer)
+    /// Whether the peer's close_notify arrived since the last call: it sends nothing more.
+    pub fn take_peer_closed(&mut self) -> bool {
+        std::mem::take(&mut self.peer_closed)
     }
 
-    /// Encrypts as much of `slices` as rustls's capped buffer takes, in as few records as fit,
-    /// and writes the records out. Returns the plaintext bytes taken; `WouldBlock` when records
-    /// from before still wait for the socket (the caller's queue keeps the rest).
+    /// Encrypts as much of `slices` as one batch holds, in as few records as fit, and writes
+    /// the records out; again while the socket takes everything. Returns the plaintext bytes
+    /// taken; `WouldBlock` when records from before still wait for the socket (the caller's
+    /// queue keeps the rest).
     pub fn write_plaintext(
         &mut self,
         socket: &mut impl Write,
         slices: &[IoSlice<'_>],
+        buffers: &mut TlsBuffers,
     ) -> io::Result<usize> {
-        if !self.write_records(socket)? {
+        if self.failed {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if !self.write_backlog(socket)? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let offered: usize = slices.iter().map(|slice| slice.len()).sum();
-        let mut taken = self.connection.writer().write_vectored(slices)?;
-        // rustls's cap cut the batch while the socket still takes bytes: keep going, because
-        // an edge-triggered poll would never say "writable" again for a socket that is not full.
-        while self.write_records(socket)? && taken < offered {
-            let rest = remaining(slices, taken);
-            let more = self.connection.writer().write_vectored(&rest)?;
-            if more == 0 {
+        let mut taken = 0;
+        loop {
+            buffers.plaintext.clear();
+            gather(slices, taken, RECORD_BATCH, &mut buffers.plaintext);
+            if buffers.plaintext.is_empty() {
                 break;
             }
-            taken += more;
+            let mut incoming = std::mem::take(&mut self.incoming);
+            let outcome = self.drive(
+                &mut incoming,
+                &mut Vec::new(),
+                Some(&buffers.plaintext),
+                &mut buffers.outgoing,
+            );
+            self.incoming = incoming;
+            match outcome? {
+                (_, Stop::Encrypted(length)) => {
+                    taken += buffers.plaintext.len();
+                    if !self.send(socket, &buffers.outgoing[..length])? {
+                        break;
+                    }
+                }
+                // No application data before the handshake is over (the core writes only
+                // after a request, which comes after it).
+                (_, Stop::NeedMore) => break,
+            }
         }
         if taken == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -164,46 +275,475 @@ impl TlsSession {
         Ok(taken)
     }
 
-    /// Writes the records waiting in rustls until the socket is full. Returns whether all left.
-    pub fn write_records(&mut self, socket: &mut impl Write) -> io::Result<bool> {
-        while self.connection.wants_write() {
-            match self.connection.write_tls(socket) {
+    /// Writes the records waiting for the socket until it is full. Returns whether all left.
+    pub fn write_backlog(&mut self, socket: &mut impl Write) -> io::Result<bool> {
+        while self.outgoing_sent < self.outgoing.len() {
+            match socket.write(&self.outgoing[self.outgoing_sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
+                Ok(written) => self.outgoing_sent += written,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
         }
+        // Nothing waits: give the memory back.
+        self.outgoing = Vec::new();
+        self.outgoing_sent = 0;
         Ok(true)
     }
 
     /// Whether records wait for the socket.
     pub fn has_backlog(&self) -> bool {
-        self.connection.wants_write()
+        self.outgoing_sent < self.outgoing.len()
     }
 
-    /// Queues a close_notify alert (sent by the next [`TlsSession::write_records`]).
-    pub fn send_close_notify(&mut self) {
-        self.connection.send_close_notify();
+    /// Queues a close_notify alert (sent by the next [`TlsSession::write_backlog`]). Before the
+    /// handshake is over there is no alert to send: the TCP shutdown says it.
+    pub fn send_close_notify(&mut self, buffers: &mut TlsBuffers) {
+        if self.failed || self.connection.is_handshaking() {
+            return;
+        }
+        let mut incoming = std::mem::take(&mut self.incoming);
+        let UnbufferedStatus { discard, state } =
+            self.connection.process_tls_records(&mut incoming);
+        if let Ok(ConnectionState::WriteTraffic(mut traffic)) = state {
+            if let Ok(length) = traffic.queue_close_notify(&mut buffers.outgoing) {
+                self.outgoing.extend_from_slice(&buffers.outgoing[..length]);
+            }
+        }
+        incoming.drain(..discard);
+        self.incoming = incoming;
     }
 
-    /// Whether the TLS handshake is still going on.
-    pub fn is_handshaking(&self) -> bool {
-        self.connection.is_handshaking()
+    /// Writes `records` to the socket, keeping what it does not take. Returns whether all left.
+    fn send(&mut self, socket: &mut impl Write, records: &[u8]) -> io::Result<bool> {
+        // Handshake records made meanwhile (a key update) go first.
+        if !self.write_backlog(socket)? {
+            self.outgoing.extend_from_slice(records);
+            return Ok(false);
+        }
+        let mut sent = 0;
+        while sent < records.len() {
+            match socket.write(&records[sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => sent += written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if sent < records.len() {
+            self.outgoing.extend_from_slice(&records[sent..]);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Runs rustls's state machine over `received` until it needs more bytes or may encrypt:
+    /// decrypted application data is appended to `plaintext`, handshake records (and alerts)
+    /// to the backlog; with `encrypt`, that plaintext is encrypted into `records` once
+    /// application data may be sent. Returns how many bytes of `received` are used up (the rest
+    /// is the start of a record still arriving) and where it stopped.
+    fn drive(
+        &mut self,
+        received: &mut [u8],
+        plaintext: &mut Vec<u8>,
+        mut encrypt: Option<&[u8]>,
+        records: &mut Vec<u8>,
+    ) -> io::Result<(usize, Stop)> {
+        let mut processed = 0;
+        loop {
+            let mut record_discard = 0;
+            let UnbufferedStatus { discard, state } = self
+                .connection
+                .process_tls_records(&mut received[processed..]);
+            let state = match state {
+                Ok(state) => state,
+                Err(error) => {
+                    // The alert that says why is queued in rustls: take it out before closing.
+                    self.failed = true;
+                    self.take_alerts();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+                }
+            };
+            let stop = match state {
+                ConnectionState::ReadTraffic(mut traffic) => {
+                    while let Some(record) = traffic.next_record() {
+                        let record = record
+                            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+                        plaintext.extend_from_slice(record.payload);
+                        record_discard += record.discard;
+                    }
+                    None
+                }
+                ConnectionState::EncodeTlsData(mut handshake) => {
+                    encode_into(&mut self.outgoing, |space| handshake.encode(space))?;
+                    None
+                }
+                ConnectionState::TransmitTlsData(transmit) => {
+                    // The records are in the backlog, which the caller writes before anything
+                    // else: as good as sent.
+                    transmit.done();
+                    None
+                }
+                // close_notify: nothing after it is read (rustls ignores the rest).
+                ConnectionState::PeerClosed | ConnectionState::Closed => {
+                    self.peer_closed = true;
+                    return Ok((received.len(), Stop::NeedMore));
+                }
+                ConnectionState::BlockedHandshake => Some(Stop::NeedMore),
+                ConnectionState::WriteTraffic(mut traffic) => match encrypt.take() {
+                    None => Some(Stop::NeedMore),
+                    Some(data) => {
+                        let length = loop {
+                            match traffic.encrypt(data, records) {
+                                Ok(length) => break length,
+                                Err(EncryptError::InsufficientSize(size)) => {
+                                    records.resize(size.required_size, 0)
+                                }
+                                Err(error) => return Err(io::Error::other(error.to_string())),
+                            }
+                        };
+                        Some(Stop::Encrypted(length))
+                    }
+                },
+                // Early data is off (max_early_data_size is 0): none can arrive; the state
+                // enum is non-exhaustive.
+                _ => Some(Stop::NeedMore),
+            };
+            processed += discard + record_discard;
+            if let Some(stop) = stop {
+                return Ok((processed, stop));
+            }
+        }
+    }
+
+    /// After a TLS error, moves the alert rustls queued into the backlog. No bytes are offered:
+    /// the ones that failed must not be read twice.
+    fn take_alerts(&mut self) {
+        for _ in 0..4 {
+            let UnbufferedStatus { state, .. } = self.connection.process_tls_records(&mut []);
+            match state {
+                Ok(ConnectionState::EncodeTlsData(mut alert)) => {
+                    if encode_into(&mut self.outgoing, |space| alert.encode(space)).is_err() {
+                        return;
+                    }
+                }
+                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
+                _ => return,
+            }
+        }
     }
 }
 
-/// The slices after the first `skip` bytes.
-fn remaining<'a>(slices: &'a [IoSlice<'a>], mut skip: usize) -> Vec<IoSlice<'a>> {
-    let mut rest = Vec::with_capacity(slices.len());
+/// Appends what `encode` writes to `backlog`, growing it as rustls asks.
+fn encode_into(
+    backlog: &mut Vec<u8>,
+    mut encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
+) -> io::Result<()> {
+    let start = backlog.len();
+    let mut room = 1024;
+    loop {
+        backlog.resize(start + room, 0);
+        match encode(&mut backlog[start..]) {
+            Ok(length) => {
+                backlog.truncate(start + length);
+                return Ok(());
+            }
+            Err(EncodeError::InsufficientSize(size)) => room = size.required_size,
+            Err(error) => {
+                backlog.truncate(start);
+                return Err(io::Error::other(error.to_string()));
+            }
+        }
+    }
+}
+
+/// Copies up to `limit` bytes of `slices`, after the first `skip`, to the end of `into`.
+fn gather(slices: &[IoSlice<'_>], mut skip: usize, limit: usize, into: &mut Vec<u8>) {
     for slice in slices {
         if skip >= slice.len() {
             skip -= slice.len();
-        } else {
-            rest.push(IoSlice::new(&slice[skip..]));
-            skip = 0;
+            continue;
+        }
+        let room = limit - into.len();
+        let part = &slice[skip..];
+        into.extend_from_slice(&part[..part.len().min(room)]);
+        skip = 0;
+        if into.len() == limit {
+            return;
         }
     }
-    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+    /// A socket in memory: reads take what the test put in `inbound` (at most `read_limit`
+    /// bytes at a time), writes take at most `write_room` bytes in all.
+    struct FakeSocket {
+        inbound: Vec<u8>,
+        read_limit: usize,
+        outbound: Vec<u8>,
+        write_room: usize,
+    }
+
+    impl FakeSocket {
+        fn new() -> Self {
+            FakeSocket {
+                inbound: Vec::new(),
+                read_limit: usize::MAX,
+                outbound: Vec::new(),
+                write_room: usize::MAX,
+            }
+        }
+    }
+
+    impl Read for FakeSocket {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            if self.inbound.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let length = self.inbound.len().min(buffer.len()).min(self.read_limit);
+            buffer[..length].copy_from_slice(&self.inbound[..length]);
+            self.inbound.drain(..length);
+            Ok(length)
+        }
+    }
+
+    impl Write for FakeSocket {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            if self.write_room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let length = bytes.len().min(self.write_room);
+            self.write_room -= length;
+            self.outbound.extend_from_slice(&bytes[..length]);
+            Ok(length)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// An acceptor with a new self-signed certificate for "localhost", and the certificate.
+    fn acceptor() -> (TlsAcceptor, CertificateDer<'static>) {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let directory = std::env::temp_dir().join(format!(
+            "fanout-tls-unit-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&directory).unwrap();
+        let (cert_path, key_path) = (directory.join("cert.pem"), directory.join("key.pem"));
+        std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+        std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
+        let acceptor = TlsAcceptor::load(&cert_path, &key_path).unwrap();
+        std::fs::remove_dir_all(&directory).unwrap();
+        (acceptor, certified.cert.der().clone())
+    }
+
+    /// A server session and a rustls client that trusts it, over a [`FakeSocket`].
+    struct Pair {
+        session: Box<TlsSession>,
+        client: ClientConnection,
+        socket: FakeSocket,
+        buffers: TlsBuffers,
+        /// Plaintext the server decrypted so far.
+        received: Vec<u8>,
+    }
+
+    impl Pair {
+        fn new() -> Self {
+            let (acceptor, certificate) = acceptor();
+            let mut roots = RootCertStore::empty();
+            roots.add(certificate).unwrap();
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let client =
+                ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+                    .unwrap();
+            let mut pair = Pair {
+                session: acceptor.session().unwrap(),
+                client,
+                socket: FakeSocket::new(),
+                buffers: TlsBuffers::new(true),
+                received: Vec::new(),
+            };
+            while pair.client.is_handshaking() {
+                pair.client_to_server().unwrap();
+                pair.server_to_client();
+            }
+            pair.client_to_server().unwrap();
+            assert!(!pair.session.connection.is_handshaking());
+            pair
+        }
+
+        /// Moves what the client wrote into the server, read by read.
+        fn client_to_server(&mut self) -> io::Result<()> {
+            while self.client.wants_write() {
+                self.client.write_tls(&mut self.socket.inbound).unwrap();
+            }
+            while !self.socket.inbound.is_empty() {
+                self.session.read_records(
+                    &mut self.socket,
+                    &mut self.buffers,
+                    &mut self.received,
+                )?;
+            }
+            Ok(())
+        }
+
+        /// Moves what the server wrote into the client; returns the plaintext it decrypted.
+        fn server_to_client(&mut self) -> Vec<u8> {
+            let mut records = &std::mem::take(&mut self.socket.outbound)[..];
+            let mut plaintext = Vec::new();
+            while !records.is_empty() {
+                self.client.read_tls(&mut records).unwrap();
+                self.client.process_new_packets().unwrap();
+                match self.client.reader().read_to_end(&mut plaintext) {
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => panic!("{error}"),
+                }
+            }
+            plaintext
+        }
+
+        fn holds_no_buffers(&self) -> bool {
+            self.session.incoming.capacity() == 0 && self.session.outgoing.capacity() == 0
+        }
+    }
+
+    #[test]
+    fn an_idle_connection_holds_no_buffers_after_the_handshake_and_a_round_trip() {
+        let mut pair = Pair::new();
+        assert!(pair.holds_no_buffers());
+        pair.client
+            .writer()
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .unwrap();
+        pair.client_to_server().unwrap();
+        assert_eq!(pair.received, b"GET / HTTP/1.1\r\n\r\n");
+        let answer = [
+            IoSlice::new(b"HTTP/1.1 101 "),
+            IoSlice::new(b"Switching\r\n\r\n"),
+        ];
+        let taken = pair
+            .session
+            .write_plaintext(&mut pair.socket, &answer, &mut pair.buffers)
+            .unwrap();
+        assert_eq!(taken, 26);
+        assert_eq!(pair.server_to_client(), b"HTTP/1.1 101 Switching\r\n\r\n");
+        assert!(pair.holds_no_buffers());
+    }
+
+    #[test]
+    fn records_arriving_a_byte_at_a_time_are_decrypted_whole_and_only_their_start_is_kept() {
+        let mut pair = Pair::new();
+        pair.socket.read_limit = 1;
+        let message = vec![b'x'; 3000];
+        pair.client.writer().write_all(&message).unwrap();
+        while pair.client.wants_write() {
+            pair.client.write_tls(&mut pair.socket.inbound).unwrap();
+        }
+        let mut most_kept = 0;
+        while !pair.socket.inbound.is_empty() {
+            pair.session
+                .read_records(&mut pair.socket, &mut pair.buffers, &mut pair.received)
+                .unwrap();
+            most_kept = most_kept.max(pair.session.incoming.len());
+        }
+        assert_eq!(pair.received, message);
+        // One record of 3,000 bytes plus its header and tag, less its last byte.
+        assert!(most_kept > 3000 && most_kept < 3100, "kept {most_kept}");
+        assert!(pair.holds_no_buffers());
+    }
+
+    #[test]
+    fn a_full_socket_keeps_one_batch_of_records_and_the_rest_stays_with_the_caller() {
+        let mut pair = Pair::new();
+        let message: Vec<u8> = (0..300_000).map(|index| index as u8).collect();
+        pair.socket.write_room = 10_000;
+        let taken = pair
+            .session
+            .write_plaintext(
+                &mut pair.socket,
+                &[IoSlice::new(&message)],
+                &mut pair.buffers,
+            )
+            .unwrap();
+        // Records for one batch were made; the socket took 10,000 bytes of them.
+        assert_eq!(taken, RECORD_BATCH);
+        assert!(pair.session.has_backlog());
+        let waiting = pair.session.outgoing.len() - pair.session.outgoing_sent;
+        assert!(waiting > RECORD_BATCH - 10_000 && waiting < RECORD_BATCH + RECORD_OVERHEAD);
+        // Nothing more is encrypted while records wait.
+        let again = pair.session.write_plaintext(
+            &mut pair.socket,
+            &[IoSlice::new(&message[taken..])],
+            &mut pair.buffers,
+        );
+        assert_eq!(again.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        // The socket drains: the rest goes out in order and the backlog's memory is returned.
+        pair.socket.write_room = usize::MAX;
+        assert!(pair.session.write_backlog(&mut pair.socket).unwrap());
+        let rest = pair
+            .session
+            .write_plaintext(
+                &mut pair.socket,
+                &[IoSlice::new(&message[taken..])],
+                &mut pair.buffers,
+            )
+            .unwrap();
+        assert_eq!(taken + rest, message.len());
+        assert_eq!(pair.server_to_client(), message);
+        assert!(pair.holds_no_buffers());
+    }
+
+    #[test]
+    fn plain_text_on_the_tls_port_is_an_error_answered_with_an_alert() {
+        let (acceptor, _) = acceptor();
+        let mut session = acceptor.session().unwrap();
+        let mut socket = FakeSocket::new();
+        socket.inbound = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        let error = session
+            .read_records(&mut socket, &mut TlsBuffers::new(true), &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        // An alert record (content type 21), then nothing more is written.
+        assert_eq!(socket.outbound[0], 21, "{:?}", socket.outbound);
+        let write = session.write_plaintext(
+            &mut socket,
+            &[IoSlice::new(b"late")],
+            &mut TlsBuffers::new(true),
+        );
+        assert!(write.is_err());
+    }
+
+    #[test]
+    fn gather_takes_the_slices_after_the_skipped_bytes_up_to_the_limit() {
+        let slices = [
+            IoSlice::new(b"abc"),
+            IoSlice::new(b"defg"),
+            IoSlice::new(b"hi"),
+        ];
+        let mut into = Vec::new();
+        gather(&slices, 2, 5, &mut into);
+        assert_eq!(into, b"cdefg");
+        into.clear();
+        gather(&slices, 7, 100, &mut into);
+        assert_eq!(into, b"hi");
+        into.clear();
+        gather(&slices, 9, 100, &mut into);
+        assert!(into.is_empty());
+    }
 }
