@@ -951,6 +951,37 @@ mod tests {
     }
 
     #[test]
+    fn garbage_after_the_handshake_is_refused_with_an_alert_and_never_panics() {
+        let mut pair = Pair::new();
+        // A small xorshift generator: the same inputs every run.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let State::Records(layer) = &mut pair.session.state else {
+            panic!("not handed over");
+        };
+        for _ in 0..2_000 {
+            let length = (next() % 600) as usize;
+            let mut garbage: Vec<u8> = (0..length).map(|_| next() as u8).collect();
+            // Half the time, a header that claims an application-data record.
+            if length >= 5 && next() % 2 == 0 {
+                garbage[0] = 23;
+                garbage[3] = (next() % 3) as u8;
+            }
+            match layer.open(&mut garbage, &mut Vec::new(), &mut Vec::new()) {
+                Ok(opened) => assert!(opened.consumed == 0 && !opened.peer_closed),
+                Err(error) => assert!(
+                    error.alert().is_some() || matches!(error, records::RecordError::PeerAlert(_))
+                ),
+            }
+        }
+    }
+
+    #[test]
     fn gather_takes_the_slices_after_the_skipped_bytes_up_to_the_limit() {
         let slices = [
             IoSlice::new(b"abc"),
