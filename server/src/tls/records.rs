@@ -38,7 +38,7 @@ const KEY_UPDATE: u8 = 24;
 pub(super) enum RecordError {
     /// A record that does not open with the key: forged, damaged or out of order.
     BadRecordMac,
-    /// A record longer than 2^14 + 256 bytes, or content longer than 2^14.
+    /// A record longer than 2^14 + 256 bytes, or whose plaintext is longer than 2^14 + 1.
     RecordOverflow,
     /// A record type or handshake message that has no place after the handshake.
     UnexpectedMessage(&'static str),
@@ -232,16 +232,17 @@ impl RecordLayer {
                 .open_in_place(nonce, Aad::from(&*header), sealed)
                 .map_err(|_| RecordError::BadRecordMac)?;
             self.opening_sequence += 1;
-            // TLSInnerPlaintext: the content, its type, then zeros (section 5.4).
+            // TLSInnerPlaintext: the content, its type, then zeros, 2^14 + 1 bytes at most
+            // (section 5.4).
+            if inner.len() > MAX_FRAGMENT + 1 {
+                return Err(RecordError::RecordOverflow);
+            }
             let Some(type_at) = inner.iter().rposition(|&byte| byte != 0) else {
                 return Err(RecordError::UnexpectedMessage(
                     "a record without a content type",
                 ));
             };
             let (content, content_type) = (&inner[..type_at], inner[type_at]);
-            if content.len() > MAX_FRAGMENT {
-                return Err(RecordError::RecordOverflow);
-            }
             match content_type {
                 APPLICATION_DATA => plaintext.extend_from_slice(content),
                 ALERT => match content {
