@@ -253,29 +253,53 @@ impl TlsSession {
         plaintext: &mut Vec<u8>,
         scratch: &mut Vec<u8>,
     ) -> io::Result<usize> {
-        if let State::Records(layer) = &mut self.state {
-            return match layer.open(received, plaintext, &mut self.outgoing) {
-                Ok(opened) => {
-                    self.peer_closed |= opened.peer_closed;
-                    Ok(opened.consumed)
+        let mut processed = 0;
+        if let State::Rustls(connection) = &self.state {
+            // While the handshake lasts, rustls gets one more record at a time, so that the
+            // hand-over comes right after the client's Finished: a record behind it (a
+            // KeyUpdate) must reach the record layer, not rustls, whose answer to it would be
+            // lost in the hand-over.
+            let handshaking = connection.is_handshaking();
+            let mut end = processed;
+            loop {
+                end = if handshaking {
+                    next_record_end(received, end)
+                } else {
+                    received.len()
+                };
+                let (used, _) =
+                    self.drive(&mut received[processed..end], plaintext, None, scratch)?;
+                processed += used;
+                self.hand_over_if_done();
+                if self.failed {
+                    return Err(io::Error::other(
+                        "rustls did not hand over the TLS 1.3 keys",
+                    ));
                 }
-                Err(error) => {
-                    self.failed = true;
-                    if let Some(description) = error.alert() {
-                        let _ = layer.seal_alert(description, &mut self.outgoing);
-                    }
-                    Err(io::Error::new(io::ErrorKind::InvalidData, error))
+                if end == received.len() || matches!(self.state, State::Records(_)) {
+                    break;
                 }
-            };
+            }
+            if !matches!(self.state, State::Records(_)) || self.peer_closed {
+                return Ok(processed);
+            }
         }
-        let (processed, _) = self.drive(received, plaintext, None, scratch)?;
-        self.hand_over_if_done();
-        if self.failed {
-            return Err(io::Error::other(
-                "rustls did not hand over the TLS 1.3 keys",
-            ));
+        let State::Records(layer) = &mut self.state else {
+            return Ok(processed);
+        };
+        match layer.open(&mut received[processed..], plaintext) {
+            Ok(opened) => {
+                self.peer_closed |= opened.peer_closed;
+                Ok(processed + opened.consumed)
+            }
+            Err(error) => {
+                self.failed = true;
+                if let Some(description) = error.alert() {
+                    let _ = layer.seal_alert(description, &mut self.outgoing);
+                }
+                Err(io::Error::new(io::ErrorKind::InvalidData, error))
+            }
         }
-        Ok(processed)
     }
 
     /// Once a TLS 1.3 handshake is over, rustls's connection gives way to a [`RecordLayer`]
@@ -373,6 +397,9 @@ impl TlsSession {
         }
         let mut incoming = std::mem::take(&mut self.incoming);
         let outcome = self.drive(&mut incoming, &mut Vec::new(), Some(plaintext), records);
+        if let Ok((processed, _)) = &outcome {
+            incoming.drain(..*processed);
+        }
         self.incoming = incoming;
         Ok(match outcome?.1 {
             Stop::Encrypted(length) => Some(length),
@@ -487,8 +514,10 @@ impl TlsSession {
             let stop = match state {
                 ConnectionState::ReadTraffic(mut traffic) => {
                     while let Some(record) = traffic.next_record() {
-                        let record = record
-                            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+                        let record = record.map_err(|error| {
+                            self.failed = true;
+                            io::Error::new(io::ErrorKind::InvalidData, error)
+                        })?;
                         plaintext.extend_from_slice(record.payload);
                         record_discard += record.discard;
                     }
@@ -534,6 +563,18 @@ impl TlsSession {
                 return Ok((processed, stop));
             }
         }
+    }
+}
+
+/// Where the record starting at `start` ends (RFC 8446 section 5.1: a 5-byte header whose
+/// last two bytes are the length), or the end of `received` when it has not fully arrived.
+fn next_record_end(received: &[u8], start: usize) -> usize {
+    match received.get(start..start + 5) {
+        Some(header) => {
+            let end = start + 5 + usize::from(u16::from_be_bytes([header[3], header[4]]));
+            end.min(received.len())
+        }
+        None => received.len(),
     }
 }
 
@@ -680,7 +721,8 @@ mod tests {
             Self::with_versions(rustls::DEFAULT_VERSIONS)
         }
 
-        fn with_versions(versions: &[&'static rustls::SupportedProtocolVersion]) -> Self {
+        /// A pair whose client has sent its Finished (not yet read by the server).
+        fn until_clients_finished(versions: &[&'static rustls::SupportedProtocolVersion]) -> Self {
             let (acceptor, certificate) = acceptor();
             let mut roots = RootCertStore::empty();
             roots.add(certificate).unwrap();
@@ -704,6 +746,12 @@ mod tests {
                 pair.client_to_server().unwrap();
                 pair.server_to_client();
             }
+            pair
+        }
+
+        /// A pair whose handshake is over on both sides.
+        fn with_versions(versions: &[&'static rustls::SupportedProtocolVersion]) -> Self {
+            let mut pair = Self::until_clients_finished(versions);
             pair.client_to_server().unwrap();
             assert!(pair.session.handshake_is_over());
             pair
@@ -891,6 +939,46 @@ mod tests {
     }
 
     #[test]
+    fn a_key_update_in_the_same_read_as_the_clients_finished_is_answered_after_the_hand_over() {
+        let mut pair = Pair::until_clients_finished(rustls::DEFAULT_VERSIONS);
+        pair.client.refresh_traffic_keys().unwrap();
+        pair.client
+            .writer()
+            .write_all(b"right behind Finished")
+            .unwrap();
+        // Finished, the KeyUpdate and the data arrive in one read.
+        pair.client_to_server().unwrap();
+        assert_eq!(pair.received, b"right behind Finished");
+        assert!(matches!(pair.session.state, State::Records(_)));
+        round_trip(&mut pair, b"and the client still reads us");
+    }
+
+    #[test]
+    fn many_key_update_requests_get_one_answer_before_the_next_data_and_a_flood_is_refused() {
+        let mut pair = Pair::new();
+        for _ in 0..10 {
+            pair.client.refresh_traffic_keys().unwrap();
+        }
+        pair.client_to_server().unwrap();
+        // Nothing is sent back for them by itself: the answer waits for our next data.
+        assert!(pair.socket.outbound.is_empty());
+        round_trip(&mut pair, b"after ten key updates");
+        let State::Records(layer) = &pair.session.state else {
+            panic!("not handed over");
+        };
+        // One KeyUpdate of ours, then one record of data under the new key.
+        assert_eq!(layer.sealing_sequence(), 1);
+        for _ in 0..40 {
+            pair.client.refresh_traffic_keys().unwrap();
+        }
+        let error = pair.client_to_server().unwrap_err();
+        assert!(
+            error.to_string().contains("without application data"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn the_sending_key_is_renewed_at_its_limit_and_the_client_follows() {
         let mut pair = Pair::new();
         let State::Records(layer) = &mut pair.session.state else {
@@ -972,7 +1060,7 @@ mod tests {
                 garbage[0] = 23;
                 garbage[3] = (next() % 3) as u8;
             }
-            match layer.open(&mut garbage, &mut Vec::new(), &mut Vec::new()) {
+            match layer.open(&mut garbage, &mut Vec::new()) {
                 Ok(opened) => assert!(opened.consumed == 0 && !opened.peer_closed),
                 Err(error) => assert!(
                     error.alert().is_some() || matches!(error, records::RecordError::PeerAlert(_))

@@ -19,6 +19,7 @@ use ring::aead::{Aad, Algorithm, LessSafeKey, Nonce, UnboundKey, NONCE_LEN};
 use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
 use rustls::{ConnectionTrafficSecrets, ExtractedSecrets};
+use zeroize::Zeroize;
 
 /// The most content a record carries (RFC 8446 section 5.1).
 pub(super) const MAX_FRAGMENT: usize = 1 << 14;
@@ -122,7 +123,19 @@ pub(super) struct RecordLayer {
     opening_key: KeyBytes,
     opening_iv: [u8; NONCE_LEN],
     opening_sequence: u64,
+    /// The peer asked for our KeyUpdate: it goes out before our next application data
+    /// (section 4.6.3), once however often the peer asked.
+    key_update_requested: bool,
+    /// Records without application data since the last one that had some: KeyUpdates, empty
+    /// records, user_canceled warnings. Bounded, as rustls bounds them, so that a peer cannot
+    /// keep the server busy with records that carry nothing.
+    records_without_data: u8,
+    /// Our close_notify went out: nothing follows it (section 6.1).
+    closed: bool,
 }
+
+/// Records carrying nothing (see [`RecordLayer::records_without_data`]) accepted in a row.
+const MAX_RECORDS_WITHOUT_DATA: u8 = 32;
 
 /// A key kept as bytes (at most 32), expanded when used.
 struct KeyBytes {
@@ -156,14 +169,21 @@ impl RecordLayer {
             opening_key: KeyBytes::new(opening_key)?,
             opening_iv,
             opening_sequence,
+            key_update_requested: false,
+            records_without_data: 0,
+            closed: false,
         })
     }
 
     /// Seals `plaintext` as application data into records of up to 2^14 bytes, appended to
-    /// `out`; renews the sending key first when it reached its limit.
+    /// `out`; renews the sending key first when it reached its limit or the peer asked.
     pub(super) fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
+        if self.closed {
+            return Err(RecordError::Internal);
+        }
         for fragment in plaintext.chunks(MAX_FRAGMENT) {
-            if self.sealing_sequence >= self.sealing_limit {
+            if self.key_update_requested || self.sealing_sequence >= self.sealing_limit {
+                self.key_update_requested = false;
                 self.update_sealing_key(out)?;
             }
             self.seal_record(APPLICATION_DATA, fragment, out)?;
@@ -173,6 +193,10 @@ impl RecordLayer {
 
     /// Appends a close_notify alert to `out` (section 6.1).
     pub(super) fn seal_close_notify(&mut self, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
         self.seal_record(ALERT, &[1, 0], out)
     }
 
@@ -182,17 +206,19 @@ impl RecordLayer {
         description: u8,
         out: &mut Vec<u8>,
     ) -> Result<(), RecordError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
         self.seal_record(ALERT, &[2, description], out)
     }
-
     /// Opens the whole records at the start of `received` (in place), appending application
-    /// data to `plaintext`. A KeyUpdate renews the receiving key and, when the peer asks,
-    /// the sending one, whose KeyUpdate goes to `out` (section 4.6.3).
+    /// data to `plaintext`. A KeyUpdate renews the receiving key; when the peer asks for ours,
+    /// it goes out before our next application data (section 4.6.3).
     pub(super) fn open(
         &mut self,
         received: &mut [u8],
         plaintext: &mut Vec<u8>,
-        out: &mut Vec<u8>,
     ) -> Result<Opened, RecordError> {
         let mut consumed = 0;
         // Expanded at the first record of this read, again after a KeyUpdate.
@@ -243,6 +269,16 @@ impl RecordLayer {
                 ));
             };
             let (content, content_type) = (&inner[..type_at], inner[type_at]);
+            if content_type == APPLICATION_DATA && !content.is_empty() {
+                self.records_without_data = 0;
+            } else {
+                self.records_without_data += 1;
+                if self.records_without_data > MAX_RECORDS_WITHOUT_DATA {
+                    return Err(RecordError::UnexpectedMessage(
+                        "more than 32 records in a row without application data",
+                    ));
+                }
+            }
             match content_type {
                 APPLICATION_DATA => plaintext.extend_from_slice(content),
                 ALERT => match content {
@@ -268,8 +304,8 @@ impl RecordLayer {
                     self.opening_iv = iv;
                     self.opening_sequence = sequence;
                     opening_key = None;
-                    if request == 1 {
-                        self.update_sealing_key(out)?;
+                    if request == 1 && !self.closed {
+                        self.key_update_requested = true;
                     }
                 }
                 _ => {
@@ -300,13 +336,14 @@ impl RecordLayer {
     /// Sends a KeyUpdate (not asking the peer to update) under the current key, then switches
     /// to the next one.
     fn update_sealing_key(&mut self, out: &mut Vec<u8>) -> Result<(), RecordError> {
-        self.seal_record(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, 0], out)?;
         let (sequence, secrets) = self
             .kernel
             .update_tx_secret()
             .map_err(|_| RecordError::Internal)?;
         let (_, key, iv) = parts(&secrets).ok_or(RecordError::Internal)?;
-        self.sealing_key = expand(self.algorithm, key).ok_or(RecordError::Internal)?;
+        let key = expand(self.algorithm, key).ok_or(RecordError::Internal)?;
+        self.seal_record(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, 0], out)?;
+        self.sealing_key = key;
         self.sealing_iv = iv;
         self.sealing_sequence = sequence;
         Ok(())
@@ -326,13 +363,25 @@ impl RecordLayer {
         out.extend_from_slice(content);
         out.push(content_type);
         let nonce = nonce(&self.sealing_iv, self.sealing_sequence);
-        let tag = self
-            .sealing_key
-            .seal_in_place_separate_tag(nonce, Aad::from(header), &mut out[start + HEADER_LEN..])
-            .map_err(|_| RecordError::Internal)?;
+        let sealed = self.sealing_key.seal_in_place_separate_tag(
+            nonce,
+            Aad::from(header),
+            &mut out[start + HEADER_LEN..],
+        );
+        let Ok(tag) = sealed else {
+            // Never leave unsealed bytes where they could be sent.
+            out.truncate(start);
+            return Err(RecordError::Internal);
+        };
         out.extend_from_slice(tag.as_ref());
         self.sealing_sequence += 1;
         Ok(())
+    }
+}
+
+impl Drop for KeyBytes {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
     }
 }
 
@@ -356,11 +405,19 @@ impl KeyBytes {
 /// certificates or tickets to take.
 fn key_update_request(content: &[u8]) -> Result<u8, RecordError> {
     match content {
-        [KEY_UPDATE, 0, 0, 1, request @ (0 | 1)] => Ok(*request),
-        [KEY_UPDATE, 0, 0, 1, _] => Err(RecordError::IllegalParameter),
+        [KEY_UPDATE, 0, 0, 1, request] => match request {
+            0 | 1 => Ok(*request),
+            _ => Err(RecordError::IllegalParameter),
+        },
+        [KEY_UPDATE, 0, 0, 1, _, ..] => Err(RecordError::UnexpectedMessage(
+            "more in a KeyUpdate's record after it (the key changes there)",
+        )),
+        [KEY_UPDATE, 0, 0, 1] | [KEY_UPDATE] | [KEY_UPDATE, _] | [KEY_UPDATE, _, _] => Err(
+            RecordError::UnexpectedMessage("a KeyUpdate split across records (not supported)"),
+        ),
         [KEY_UPDATE, ..] => Err(RecordError::DecodeError("a KeyUpdate of the wrong length")),
         _ => Err(RecordError::UnexpectedMessage(
-            "a handshake message other than one whole KeyUpdate",
+            "a handshake message other than KeyUpdate",
         )),
     }
 }
