@@ -195,7 +195,8 @@ pub(crate) struct Common {
     pub sender_base: u32,
     /// Several loadgens, one run: senders in the whole run, all processes together (default:
     /// --sender-base plus this process's senders). --rate is then the whole run's rate: each
-    /// process sends its senders' share of one schedule.
+    /// process sends its senders' share of one schedule. Declares the run one process of
+    /// several: its --json then carries the `merge` section that `loadgen merge` reads.
     #[arg(long)]
     pub total_senders: Option<u32>,
     /// Several loadgens, one run: start the schedule at this wall-clock time, milliseconds

@@ -10,11 +10,12 @@ use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
+use crate::packed;
 use crate::plan::RunKind;
 use crate::report::{Report, UrlFigures};
 
 /// The JSON layout's version: raised when a field changes meaning or goes away.
-pub(crate) const SCHEMA_VERSION: u64 = 2;
+pub(crate) const SCHEMA_VERSION: u64 = 3;
 
 impl Report {
     /// Every figure as JSON.
@@ -132,7 +133,7 @@ impl Report {
                 "server_exited": self.resources.server_exited,
             }),
         );
-        if sends {
+        if sends && self.run.multi_process {
             out.insert("merge".into(), self.merge_json());
         }
         // Kept under its old name for readers of schema 1: the verdict's reasons.
@@ -140,9 +141,24 @@ impl Report {
         Value::Object(out)
     }
 
+    /// The JSON as written to `--json`: pretty-printed for people, except the `merge` section,
+    /// which is for `loadgen merge` and goes last on one line.
+    pub(crate) fn json_text(&self) -> String {
+        let mut json = self.json();
+        let merge = json
+            .as_object_mut()
+            .and_then(|fields| fields.remove("merge"));
+        let text = serde_json::to_string_pretty(&json).expect("json of plain values");
+        match (merge, text.strip_suffix("\n}")) {
+            (Some(merge), Some(fields)) => format!("{fields},\n  \"merge\": {merge}\n}}\n"),
+            _ => text + "\n",
+        }
+    }
+
     /// What `loadgen merge` needs to combine this report with others of the same run:
     /// histograms losslessly (HdrHistogram V2 serialized, base64), per-receiver counts, per
-    /// message arrivals, times as offsets from the schedule's start.
+    /// message arrivals, times as offsets from the schedule's start. The big arrays are packed
+    /// (`packed.rs`).
     fn merge_json(&self) -> Value {
         let data = &self.merge_data;
         let start_ns = self
@@ -155,30 +171,24 @@ impl Report {
             .shape
             .map(|shape| shape.points())
             .unwrap_or_default();
-        let receivers: Vec<Value> = data
-            .receivers
-            .iter()
-            .map(|record| {
-                json!([
-                    record.client,
-                    record.room,
-                    record.owed,
-                    record.own_sender,
-                    record.counts.duplicated,
-                    record.counts.out_of_order,
-                    record.counts.measured,
-                ])
-            })
-            .collect();
-        let mut arrivals = Vec::with_capacity(data.arrivals.len() * 4);
-        for &count in &data.arrivals {
-            arrivals.extend_from_slice(&(count as u32).to_le_bytes());
-        }
-        let mut last_arrivals = Vec::with_capacity(data.last_arrival_ns.len() * 8);
-        for &last in &data.last_arrival_ns {
-            let value = if last == 0 { 0 } else { offset(last).max(1) };
-            last_arrivals.extend_from_slice(&value.to_le_bytes());
-        }
+        let receivers = data.receivers.iter().flat_map(|record| {
+            let counts = &record.counts;
+            [
+                u64::from(record.client),
+                u64::from(record.room),
+                u64::from(record.owed),
+                record.own_sender.map_or(0, |sender| u64::from(sender) + 1),
+                counts.duplicated,
+                counts.out_of_order,
+                counts.measured.len() as u64,
+            ]
+            .into_iter()
+            .chain(counts.measured.iter().copied())
+        });
+        let last_arrivals =
+            data.last_arrival_ns
+                .iter()
+                .map(|&last| if last == 0 { 0 } else { offset(last).max(1) });
         json!({
             "run_id": format!("{:08x}", self.run.run_id),
             "sender_ranges": self.run.sender_ranges,
@@ -193,10 +203,11 @@ impl Report {
                 "upgrade": serialized(&self.upgrade),
                 "send_lag": serialized(&self.send_lag),
             },
-            "sent_by_sender": data.sent_by_sender.iter().map(|(sender, count)| (sender.to_string(), *count)).collect::<BTreeMap<_, _>>(),
-            "receivers": receivers,
-            "arrivals_u32_le": BASE64.encode(arrivals),
-            "last_arrival_offset_ns_u64_le": BASE64.encode(last_arrivals),
+            "sent_by_sender_packed": packed::pack(data.sent_by_sender.iter().flat_map(|(&sender, &count)| [u64::from(sender), count])),
+            "receivers": data.receivers.len(),
+            "receivers_packed": packed::pack(receivers),
+            "arrivals_packed": packed::pack(data.arrivals.iter().copied()),
+            "last_arrival_offset_ns_packed": packed::pack(last_arrivals),
             "last_delivery_offset_ns": offset(data.last_delivery_ns),
             "stopped_offset_ns": offset(self.timeline.stopped_ns),
             "halted_offset_ns": self.timeline.halted_ns.map(offset),

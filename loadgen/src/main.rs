@@ -15,6 +15,7 @@ mod json_output;
 mod limits;
 mod measurements;
 mod merge;
+mod packed;
 mod plan;
 mod probe;
 mod report;
@@ -341,8 +342,7 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
     let report = Report::merge(description, timeline, results, resources);
     print!("{}", report.table());
     if let Some(path) = &common.json {
-        let text = serde_json::to_string_pretty(&report.json()).expect("json of plain values");
-        std::fs::write(path, text + "\n")
+        std::fs::write(path, report.json_text())
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     }
     if let Some(path) = &report.run.csv {

@@ -20,7 +20,7 @@ use crate::measurements::{Measurements, ReceiverRecord};
 use crate::plan::RunKind;
 use crate::report::{Report, Resources, RunDescription, Timeline};
 use crate::schedule::{Schedule, Shape};
-use crate::{limits, verdict};
+use crate::{limits, packed, verdict};
 
 /// Runs `loadgen merge`; returns the exit status.
 pub(crate) fn run(args: MergeArgs, command_line: Vec<String>) -> Result<u8, (u8, String)> {
@@ -40,8 +40,7 @@ pub(crate) fn run(args: MergeArgs, command_line: Vec<String>) -> Result<u8, (u8,
     print!("{}", report.table());
     let failed = |message: String| (verdict::EXIT_RUN_FAILED, message);
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.json()).expect("json of plain values");
-        std::fs::write(path, text + "\n")
+        std::fs::write(path, report.json_text())
             .map_err(|error| failed(format!("cannot write {}: {error}", path.display())))?;
     }
     if let Some(path) = &args.hgrm {
@@ -58,7 +57,7 @@ fn read(path: &Path) -> Result<Value, String> {
         .map_err(|error| format!("{}: not JSON: {error}", path.display()))?;
     if json["merge"].is_null() {
         return Err(format!(
-            "{}: no `merge` section (a fanout or echo report of loadgen schema 2 or later)",
+            "{}: no `merge` section (a fanout or echo report of loadgen schema 3 or later, run with --total-senders as one process of several)",
             path.display()
         ));
     }
@@ -178,6 +177,7 @@ fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Resu
             .filter_map(|report| report["loadgen"]["started_at_unix_ms"].as_u64())
             .min()
             .unwrap_or(0),
+        multi_process: true,
         thresholds: args.thresholds.clone(),
         fail_on_invalid: args.fail_on == Some(FailOn::Invalid),
     };
@@ -208,36 +208,19 @@ fn measurements_of(report: &Value) -> Result<Measurements, String> {
             .deserialize(&mut &bytes[..])
             .map_err(|error| format!("histogram {name}: {error:?}"))
     };
-    let arrivals_bytes = BASE64
-        .decode(merge["arrivals_u32_le"].as_str().unwrap_or(""))
-        .map_err(|error| format!("arrivals: {error}"))?;
-    let last_bytes = BASE64
-        .decode(
-            merge["last_arrival_offset_ns_u64_le"]
-                .as_str()
-                .unwrap_or(""),
-        )
-        .map_err(|error| format!("last arrivals: {error}"))?;
-    let mut receivers = Vec::new();
-    for entry in merge["receivers"].as_array().into_iter().flatten() {
-        receivers.push(ReceiverRecord {
-            client: number(&entry[0]) as u32,
-            room: number(&entry[1]) as u32,
-            target: 0,
-            owed: entry[2].as_bool().unwrap_or(false),
-            own_sender: entry[3].as_u64().map(|sender| sender as u32),
-            counts: ReceiverCounts {
-                duplicated: number(&entry[4]),
-                out_of_order: number(&entry[5]),
-                measured: entry[6]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(number)
-                    .collect(),
-            },
-        });
+    let packed = |name: &str| -> Result<Vec<u64>, String> {
+        packed::unpack(merge[name].as_str().unwrap_or(""))
+            .map_err(|error| format!("{name}: {error}"))
+    };
+    let receivers = receivers_of(&packed("receivers_packed")?)
+        .ok_or("receivers_packed: the rows are cut off")?;
+    if receivers.len() as u64 != number(&merge["receivers"]) {
+        return Err("receivers_packed: not as many receivers as the report says".into());
     }
+    let sent_by_sender = packed("sent_by_sender_packed")?
+        .chunks_exact(2)
+        .map(|pair| (pair[0] as u32, pair[1]))
+        .collect();
     let counts = |value: &Value| -> BTreeMap<String, u64> {
         value
             .as_object()
@@ -253,20 +236,12 @@ fn measurements_of(report: &Value) -> Result<Measurements, String> {
         tls_handshake: histogram("tls_handshake")?,
         upgrade: histogram("upgrade")?,
         send_lag: histogram("send_lag")?,
-        arrivals: arrivals_bytes
-            .chunks_exact(4)
-            .map(|chunk| u32::from_le_bytes(chunk.try_into().expect("4 bytes")))
-            .collect(),
-        last_arrival_ns: last_bytes
-            .chunks_exact(8)
-            .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
-            .collect(),
-        sent_by_sender: merge["sent_by_sender"]
-            .as_object()
+        arrivals: packed("arrivals_packed")?
             .into_iter()
-            .flatten()
-            .filter_map(|(sender, count)| Some((sender.parse().ok()?, number(count))))
+            .map(|count| count.min(u64::from(u32::MAX)) as u32)
             .collect(),
+        last_arrival_ns: packed("last_arrival_offset_ns_packed")?,
+        sent_by_sender,
         last_delivery_ns: number(&merge["last_delivery_offset_ns"]),
         non_probe: number(&merge["non_probe_messages"]),
         multi_probe: number(&merge["multi_probe_messages"]),
@@ -288,6 +263,32 @@ fn measurements_of(report: &Value) -> Result<Measurements, String> {
         receivers,
         ..Measurements::default()
     })
+}
+
+/// Receivers from their packed rows: client, room, owed, own sender + 1 (0: none),
+/// duplicated, out of order, the number of sender slots, first copies per slot. `None` when
+/// the rows are cut off.
+fn receivers_of(values: &[u64]) -> Option<Vec<ReceiverRecord>> {
+    let mut receivers = Vec::new();
+    let mut rest = values;
+    while !rest.is_empty() {
+        let (head, tail) = rest.split_at_checked(7)?;
+        let (measured, tail) = tail.split_at_checked(usize::try_from(head[6]).ok()?)?;
+        receivers.push(ReceiverRecord {
+            client: head[0] as u32,
+            room: head[1] as u32,
+            target: 0,
+            owed: head[2] != 0,
+            own_sender: head[3].checked_sub(1).map(|sender| sender as u32),
+            counts: ReceiverCounts {
+                duplicated: head[4],
+                out_of_order: head[5],
+                measured: measured.to_vec(),
+            },
+        });
+        rest = tail;
+    }
+    Some(receivers)
 }
 
 fn number(value: &Value) -> u64 {

@@ -68,6 +68,9 @@ pub(crate) struct RunDescription {
     pub rooms: u32,
     /// Whether senders receive their own messages: `Some` when stated on the command line.
     pub expect_self: Option<bool>,
+    /// Declared one process of several (`--total-senders`): the JSON carries the `merge`
+    /// section.
+    pub multi_process: bool,
     /// The command line, as given.
     pub command_line: Vec<String>,
     /// When the run started, milliseconds since the Unix epoch.

@@ -234,6 +234,7 @@ pub(crate) fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, St
         rooms: common.rooms,
         expect_self,
         after_s: hold.as_secs_f64(),
+        multi_process: common.total_senders.is_some(),
         command_line,
         started_unix_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

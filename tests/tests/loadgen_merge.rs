@@ -29,6 +29,8 @@ fn two_processes_merged_account_like_one_process_of_the_same_total_size() {
     args.extend(common);
     let (output, single) = loadgen(&args);
     assert!(output.status.success(), "{}", stderr(&output));
+    // Not declared part of a multi-process run: no `merge` section.
+    assert!(single["merge"].is_null(), "{single:#}");
 
     // Two processes: 10 clients and 2 senders each, one schedule.
     let dir = temp_dir();
@@ -59,6 +61,11 @@ fn two_processes_merged_account_like_one_process_of_the_same_total_size() {
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "{}", stderr(&output));
         let json = read_json(&path);
+        // Declared part of a multi-process run: the `merge` section, last, on one line.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let merge_line = text.lines().find(|line| line.starts_with("  \"merge\": "));
+        assert!(merge_line.is_some_and(|line| line.ends_with('}')), "{text}");
+        assert_eq!(number(&json, &["merge", "receivers"]), 10);
         // Each process saw the other's probes as deliveries of the run, not as foreign.
         assert_eq!(number(&json, &["deliveries", "foreign_probes"]), 0);
         assert_eq!(
