@@ -60,6 +60,17 @@ pub(crate) struct FanoutArgs {
     /// deliveries, `yes`/`no` state it.
     #[arg(long, value_enum, default_value_t = ExpectSelf::Auto)]
     pub expect_self: ExpectSelf,
+    /// Ramp the receivers (the clients that do not send) over the run, k6 style:
+    /// `10s:200,20s:1000,10s:0`. Each stage moves the number of connected receivers in a
+    /// straight line from where the last ended (0 at first), from the send schedule's start;
+    /// the senders connect before the run and stay. Receivers join in order and leave in
+    /// reverse order, closing with 1000; a target may rise, hold and fall, not rise again.
+    /// The peak is at most --clients minus --senders; the stages last at most as long as the
+    /// sending. A receiver is owed the messages intended while it was a member, from 100 ms
+    /// after its handshake completed to 100 ms before it leaves: deliveries outside that are
+    /// counted apart (`outside membership`), neither lost nor unexpected.
+    #[arg(long)]
+    pub connection_stages: Option<String>,
     #[command(flatten)]
     pub message: MessageArgs,
 }

@@ -28,7 +28,7 @@ use protocol::Status;
 use crate::compression::Codec;
 
 use crate::accounting::ReceiverBook;
-use crate::measurements::{Judge, Measurements, Receiver};
+use crate::measurements::{Judge, Measurements, Receiver, Window};
 use crate::plan::Plan;
 use crate::probe::{Probe, PROBE_HEADER_LEN};
 use crate::template::{Envelope, Placeholders};
@@ -85,8 +85,14 @@ pub(crate) struct Client {
     pub next_k: u64,
     /// What it has received, per sender.
     pub book: ReceiverBook,
-    /// Whether it was open when sending started (its deliveries are owed).
+    /// Whether it was open when sending started (a sender then sends).
     pub open_at_start: bool,
+    /// The messages owed to it, set when it opens during the run or when sending starts.
+    pub window: Option<Window>,
+    /// When it leaves as planned, ns from the schedule's start (`--connection-stages`).
+    pub leave_ns: Option<u64>,
+    /// Whether it sent a close frame (it then answers none).
+    close_sent: bool,
     /// State of the mask generator.
     rng: u64,
     /// The nonce behind its `Sec-WebSocket-Key`.
@@ -114,6 +120,9 @@ impl Client {
             next_k: 0,
             book: ReceiverBook::default(),
             open_at_start: false,
+            window: None,
+            leave_ns: None,
+            close_sent: false,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             key: [0; 16],
             envelope: Envelope::default(),
@@ -176,6 +185,7 @@ impl Client {
         &mut self,
         plan: &Plan,
         now: u64,
+        judge: &Judge,
         measurements: &mut Measurements,
     ) {
         let State::Connecting { since_ns } = self.state else {
@@ -187,7 +197,7 @@ impl Client {
             if let Some(per_target) = measurements.per_target.get_mut(self.target) {
                 per_target.handshake.saturating_record(latency_us);
             }
-            self.state = State::Open;
+            self.open(now, judge);
             return;
         }
         let protocols: Vec<&str> = plan.subprotocols.iter().map(String::as_str).collect();
@@ -260,6 +270,17 @@ impl Client {
         }
     }
 
+    /// The handshake completed at `now`. Once the schedule is known, the client is owed what
+    /// is sent while it is a member (see [`Window`]): everything if it opened before the
+    /// schedule's start. Before that, sending's start sets its window.
+    fn open(&mut self, now: u64, judge: &Judge) {
+        self.state = State::Open;
+        if let (Some(schedule), None) = (judge.schedule, self.window) {
+            let joined_ns = now.checked_sub(schedule.start_ns);
+            self.window = Some(Window::of_member(joined_ns, self.leave_ns));
+        }
+    }
+
     /// Handles bytes read from the server (the kept bytes first). Returns why the connection
     /// must end, if it must; a close frame to send may then be queued.
     pub(crate) fn handle_input(
@@ -317,7 +338,7 @@ impl Client {
             measurements
                 .upgrade
                 .saturating_record((now.saturating_sub(request_ns) / 1000).max(1));
-            self.state = State::Open;
+            self.open(now, judge);
             if let Some(text) = &plan.first_message {
                 let text = self.placeholders().fill(text);
                 self.queue_frame(OpCode::Text, text.as_bytes());
@@ -347,7 +368,7 @@ impl Client {
                 own_sender: self.sender,
                 room: self.room,
                 target: self.target,
-                owed: self.open_at_start,
+                window: self.window,
                 book: &mut self.book,
             };
             measurements.record_message(judge, &mut receiver, &input[start..start + end], now);
@@ -374,7 +395,7 @@ impl Client {
                 own_sender: self.sender,
                 room: self.room,
                 target: self.target,
-                owed: self.open_at_start,
+                window: self.window,
                 book: &mut self.book,
             };
             let mut pong: Option<([u8; 125], usize)> = None;
@@ -439,7 +460,9 @@ impl Client {
                 } else {
                     CloseCode(code)
                 };
-                self.queue_close(reply);
+                if !self.close_sent {
+                    self.queue_close(reply);
+                }
                 return Err(ending(&format!("closed by server with {code}")));
             }
         }
@@ -505,6 +528,7 @@ impl Client {
         let mut payload = Vec::with_capacity(2);
         encode_payload(&mut payload, code, "");
         self.queue_frame(OpCode::Close, &payload);
+        self.close_sent = true;
     }
 
     /// The bytes waiting to be written.
@@ -576,6 +600,7 @@ mod tests {
             rooms: 1,
             expect_self: None,
             warmup_s: 0.0,
+            connection_ramp: None,
         }
     }
 
@@ -599,7 +624,7 @@ mod tests {
         let plan = plan();
         let mut client = Client::new(0, 0, Some(0), 42);
         client.start_connecting(1_000);
-        client.handle_connected(&plan, 2_000, measurements);
+        client.handle_connected(&plan, 2_000, &judge(), measurements);
         let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
         let key = request
             .lines()
@@ -662,7 +687,7 @@ mod tests {
         let mut measurements = Measurements::default();
         let mut client = Client::new(0, 0, None, 1);
         client.start_connecting(0);
-        client.handle_connected(&plan, 1, &mut measurements);
+        client.handle_connected(&plan, 1, &judge(), &mut measurements);
         let mut response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec();
         let ending = client
             .handle_input(
@@ -687,7 +712,7 @@ mod tests {
         for cut in 1..wire.len() {
             let mut measurements = Measurements::tracking(1000, 1);
             let mut client = open_client(&mut measurements);
-            client.open_at_start = true;
+            client.window = Some(Window::WHOLE_RUN);
             for piece in [&wire[..cut], &wire[cut..]] {
                 let mut buffer = vec![0u8; 4096];
                 let kept = client.take_pending(&mut buffer);
@@ -737,6 +762,36 @@ mod tests {
         assert_eq!(event, Some(Event::Pong(b"abc")));
         let (_, event) = decoder.decode(&mut out[consumed..]).unwrap();
         assert!(matches!(event, Some(Event::Close(_))));
+    }
+
+    #[test]
+    fn a_client_that_closes_first_keeps_receiving_and_does_not_answer_the_servers_close() {
+        let plan = plan();
+        let mut measurements = Measurements::tracking(1000, 1);
+        let mut client = open_client(&mut measurements);
+        client.window = Some(Window::WHOLE_RUN);
+        let len = client.outgoing().len();
+        client.consume_outgoing(len);
+        client.queue_close(CloseCode::NORMAL);
+        let len = client.outgoing().len();
+        client.consume_outgoing(len);
+        let mut wire = server_frame(&probe(1, 0));
+        let mut close = Vec::new();
+        encode_payload(&mut close, CloseCode::NORMAL, "");
+        encode_frame(&mut wire, true, OpCode::Close, &close, None);
+        let ending = client
+            .handle_input(
+                &mut wire,
+                1,
+                &plan,
+                &judge(),
+                &mut measurements,
+                &mut Codec::default(),
+            )
+            .unwrap_err();
+        assert_eq!(ending.reason, "closed by server with 1000");
+        assert_eq!(measurements.received, 1);
+        assert!(client.outgoing().is_empty(), "a second close frame");
     }
 
     #[test]
@@ -802,7 +857,7 @@ mod tests {
         let mut measurements = Measurements::default();
         let mut client = Client::for_plan(&plan, 12, 0, Some(3), 1);
         client.start_connecting(0);
-        client.handle_connected(&plan, 1, &mut measurements);
+        client.handle_connected(&plan, 1, &judge(), &mut measurements);
         let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
         assert!(
             request.contains("Authorization: Bearer user-12\r\n"),
@@ -844,9 +899,9 @@ mod tests {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut codec = Codec::default();
         let mut client = Client::new(0, 0, Some(0), 7);
-        client.open_at_start = true;
         client.start_connecting(0);
-        client.handle_connected(&plan, 1, &mut measurements);
+        client.handle_connected(&plan, 1, &judge(), &mut measurements);
+        client.window = Some(Window::WHOLE_RUN);
         let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
         assert!(
             request.contains(
@@ -917,9 +972,9 @@ mod tests {
         plan.raw = true;
         let mut measurements = Measurements::tracking(1000, 1);
         let mut client = Client::new(0, 0, None, 1);
-        client.open_at_start = true;
         client.start_connecting(0);
-        client.handle_connected(&plan, 1_000, &mut measurements);
+        client.handle_connected(&plan, 1_000, &judge(), &mut measurements);
+        client.window = Some(Window::WHOLE_RUN);
         assert_eq!(client.state, State::Open);
         let mut lines = probe(0, 0);
         lines.push(b'\n');

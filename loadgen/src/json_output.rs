@@ -50,6 +50,7 @@ impl Report {
             fields.insert("sender_ranges".into(), json!(run.sender_ranges));
             fields.insert("total_senders".into(), json!(run.total_senders));
             fields.insert("rooms".into(), json!(run.rooms));
+            fields.insert("connection_stages".into(), json!(run.connection_stages));
         }
         let mut out = Map::new();
         out.insert("schema_version".into(), json!(SCHEMA_VERSION));
@@ -92,6 +93,7 @@ impl Report {
                 "failures": self.failures,
                 "open_at_end": self.open_at_end,
                 "lost_while_open": self.disconnects,
+                "left_as_planned": self.left_as_planned,
                 "close_codes": self.close_codes.iter().map(|(code, count)| (code.to_string(), *count)).collect::<BTreeMap<_, _>>(),
             }),
         );
@@ -176,7 +178,9 @@ impl Report {
             [
                 u64::from(record.client),
                 u64::from(record.room),
-                u64::from(record.owed),
+                u64::from(record.window.is_some()),
+                record.window.map_or(0, |window| window.from_ns),
+                record.window.map_or(0, |window| window.until_ns),
                 record.own_sender.map_or(0, |sender| u64::from(sender) + 1),
                 counts.duplicated,
                 counts.out_of_order,
@@ -216,6 +220,8 @@ impl Report {
             "multi_probe_messages": self.multi_probe,
             "foreign_probes": self.foreign,
             "open_at_end": self.open_at_end,
+            "outside_membership": self.outside_membership,
+            "left_as_planned": self.left_as_planned,
         })
     }
 
@@ -273,6 +279,7 @@ impl Report {
             "multi_probe_messages": self.multi_probe,
             "foreign_probes": self.foreign,
             "from_other_processes": self.other_process_deliveries,
+            "outside_membership": self.outside_membership,
             "per_second": self.deliveries_per_second(),
             "elapsed_s": self.delivery_elapsed_s,
             "receivers": self.receivers,

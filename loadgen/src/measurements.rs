@@ -30,6 +30,51 @@ pub(crate) struct Judge {
     pub expect_self: Option<bool>,
 }
 
+/// The messages a receiver is owed: those intended in `[from_ns, until_ns)`, offsets from
+/// the schedule's start. A receiver open when sending started is owed the whole run; one that
+/// joins later (`--connection-stages`, or a late handshake) from [`JOIN_GRACE_NS`] after its
+/// handshake completed; one that leaves as planned until [`LEAVE_GRACE_NS`] before it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// The first intended time owed.
+    pub from_ns: u64,
+    /// The first intended time no longer owed (`u64::MAX`: the end of the run).
+    pub until_ns: u64,
+}
+
+/// A server may put a client in its room a little after sending the 101 (after a join
+/// message, or on its next loop turn): messages intended this soon after the handshake
+/// completed are not owed to a receiver that joined during the run.
+pub(crate) const JOIN_GRACE_NS: u64 = 100_000_000;
+/// A message intended this soon before a receiver's planned leave may reach the server after
+/// its close frame: it is not owed.
+pub(crate) const LEAVE_GRACE_NS: u64 = 100_000_000;
+
+impl Window {
+    /// Owed every message of the run.
+    pub(crate) const WHOLE_RUN: Window = Window {
+        from_ns: 0,
+        until_ns: u64::MAX,
+    };
+
+    /// The window of a receiver whose handshake completed at `joined_ns` (`None`: before
+    /// sending started) and that leaves at `leave_ns`, if it does; offsets from the
+    /// schedule's start.
+    pub(crate) fn of_member(joined_ns: Option<u64>, leave_ns: Option<u64>) -> Window {
+        let from_ns = joined_ns.map_or(0, |joined| joined.saturating_add(JOIN_GRACE_NS));
+        let until_ns = leave_ns.map_or(u64::MAX, |leave| leave.saturating_sub(LEAVE_GRACE_NS));
+        Window {
+            from_ns,
+            until_ns: until_ns.max(from_ns),
+        }
+    }
+
+    /// Whether a message intended at `offset_ns` is owed.
+    pub(crate) fn contains(&self, offset_ns: u64) -> bool {
+        (self.from_ns..self.until_ns).contains(&offset_ns)
+    }
+}
+
 /// The receiving client, as far as recording is concerned.
 #[derive(Debug)]
 pub(crate) struct Receiver<'a> {
@@ -39,8 +84,8 @@ pub(crate) struct Receiver<'a> {
     pub room: u32,
     /// Which target (URL) it is connected to.
     pub target: usize,
-    /// Whether it was open when sending started, so that deliveries are owed to it.
-    pub owed: bool,
+    /// The messages owed to it; `None`: none (it never opened while messages were sent).
+    pub window: Option<Window>,
     /// What it has seen.
     pub book: &'a mut ReceiverBook,
 }
@@ -56,8 +101,8 @@ pub(crate) struct ReceiverRecord {
     pub target: usize,
     /// Its sender index, if it sends.
     pub own_sender: Option<u32>,
-    /// Whether it was open when sending started.
-    pub owed: bool,
+    /// The messages owed to it, if any.
+    pub window: Option<Window>,
     /// What it saw, reduced to what settling needs.
     pub counts: ReceiverCounts,
 }
@@ -142,6 +187,10 @@ pub(crate) struct Measurements {
     pub foreign: u64,
     /// Deliveries of a sender's own probes to itself.
     pub self_deliveries: u64,
+    /// First copies of messages intended outside their receiver's membership window.
+    pub outside_membership: u64,
+    /// Receivers that left as planned (`--connection-stages`).
+    pub left: u64,
     /// Failed connections, by reason.
     pub failures: BTreeMap<String, u64>,
     /// Close codes received from the server.
@@ -191,6 +240,8 @@ impl Default for Measurements {
             multi_probe: 0,
             foreign: 0,
             self_deliveries: 0,
+            outside_membership: 0,
+            left: 0,
             failures: BTreeMap::new(),
             close_codes: BTreeMap::new(),
             protocol_errors: BTreeMap::new(),
@@ -275,8 +326,18 @@ impl Measurements {
         }
         let measured = !schedule.is_warmup(n);
         let slot = if judge.echo { 0 } else { probe.sender as usize };
-        let verdict = receiver.book.record(slot, probe.sequence, measured);
+        let outside = receiver
+            .window
+            .is_some_and(|window| !window.contains(probe.intended_ns));
+        let verdict = receiver
+            .book
+            .record(slot, probe.sequence, measured && !outside);
         if verdict == Verdict::Duplicate {
+            return;
+        }
+        if outside {
+            // Sent while the receiver was joining or leaving: neither owed nor unexpected.
+            self.outside_membership += u64::from(measured);
             return;
         }
         // The probe carries its intended time from the schedule's start, so that processes
@@ -308,7 +369,7 @@ impl Measurements {
         } else {
             self.delivery_warmup.saturating_record(latency_us);
         }
-        let owed_here = receiver.owed
+        let owed_here = receiver.window.is_some()
             && (judge.echo || probe.sender % judge.rooms.max(1) == receiver.room)
             && !(own && judge.expect_self == Some(false));
         if owed_here {
@@ -361,7 +422,7 @@ mod tests {
             own_sender: None,
             room: 0,
             target: 0,
-            owed: true,
+            window: Some(Window::WHOLE_RUN),
             book: &mut book,
         };
         let mut message = probe_bytes(7, 0, 0);
@@ -381,6 +442,51 @@ mod tests {
     }
 
     #[test]
+    fn a_receiver_is_owed_only_what_was_sent_while_it_was_a_member() {
+        // Joined 200 ms into the run, leaves at 600 ms: owed 300 ms to 500 ms.
+        let window = Window::of_member(Some(200_000_000), Some(600_000_000));
+        assert_eq!(
+            (window.from_ns, window.until_ns),
+            (300_000_000, 500_000_000)
+        );
+        assert_eq!(Window::of_member(None, None), Window::WHOLE_RUN);
+        let mut measurements = Measurements::tracking(1000, 1);
+        let mut book = ReceiverBook::default();
+        let mut receiver = Receiver {
+            own_sender: None,
+            room: 0,
+            target: 0,
+            window: Some(window),
+            book: &mut book,
+        };
+        let judge = judge();
+        for (sequence, intended_ns) in [(0, 250_000_000), (1, 300_000_000), (2, 550_000_000)] {
+            let mut bytes = vec![0u8; 64];
+            Probe {
+                run: 7,
+                sender: 0,
+                sequence,
+                intended_ns,
+            }
+            .write(&mut bytes);
+            measurements.record_message(&judge, &mut receiver, &bytes, 700_000_000);
+            measurements.record_message(&judge, &mut receiver, &bytes, 700_000_000);
+        }
+        assert_eq!(measurements.outside_membership, 2);
+        assert_eq!(measurements.received, 1);
+        assert_eq!(measurements.arrivals.iter().sum::<u32>(), 1);
+        // A second copy is a duplicate wherever the first one was.
+        let tally = book.settle(&[crate::accounting::Owed {
+            sender: 0,
+            messages: 1,
+        }]);
+        assert_eq!(
+            (tally.received, tally.unexpected, tally.duplicated),
+            (1, 0, 3)
+        );
+    }
+
+    #[test]
     fn probes_beyond_the_schedule_are_foreign_not_an_allocation() {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
@@ -388,7 +494,7 @@ mod tests {
             own_sender: None,
             room: 0,
             target: 0,
-            owed: true,
+            window: Some(Window::WHOLE_RUN),
             book: &mut book,
         };
         let bytes = probe_bytes(7, 0, u64::MAX / 2);

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::accounting::ReceiverCounts;
 use crate::cli::{FailOn, MergeArgs};
-use crate::measurements::{Measurements, ReceiverRecord};
+use crate::measurements::{Measurements, ReceiverRecord, Window};
 use crate::plan::RunKind;
 use crate::report::{Report, Resources, RunDescription, Timeline};
 use crate::schedule::{Schedule, Shape};
@@ -162,6 +162,9 @@ fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Resu
         duration_s: float(&first["run"]["duration_s"]),
         warmup_s,
         stages: first["run"]["stages"].as_str().map(str::to_owned),
+        connection_stages: first["run"]["connection_stages"]
+            .as_str()
+            .map(str::to_owned),
         interval_s: None,
         csv: None,
         after_s: float(&first["run"]["drain_s"]),
@@ -255,6 +258,8 @@ fn measurements_of(report: &Value) -> Result<Measurements, String> {
         protocol_errors: counts(&report["server_protocol_errors"]),
         disconnects: counts(&report["connections"]["lost_while_open"]),
         open_at_end: number(&merge["open_at_end"]),
+        outside_membership: number(&merge["outside_membership"]),
+        left: number(&merge["left_as_planned"]),
         compressed_connections: number(&report["bytes"]["compressed_connections"]),
         wire_bytes_received: number(&report["bytes"]["received_wire"]),
         payload_bytes_received: number(&report["bytes"]["received_payload"]),
@@ -265,24 +270,27 @@ fn measurements_of(report: &Value) -> Result<Measurements, String> {
     })
 }
 
-/// Receivers from their packed rows: client, room, owed, own sender + 1 (0: none),
-/// duplicated, out of order, the number of sender slots, first copies per slot. `None` when
-/// the rows are cut off.
+/// Receivers from their packed rows: client, room, whether it is owed anything (0/1), the
+/// window of intended times owed (from, until), own sender + 1 (0: none), duplicated, out of
+/// order, the number of sender slots, first copies per slot. `None` when the rows are cut off.
 fn receivers_of(values: &[u64]) -> Option<Vec<ReceiverRecord>> {
     let mut receivers = Vec::new();
     let mut rest = values;
     while !rest.is_empty() {
-        let (head, tail) = rest.split_at_checked(7)?;
-        let (measured, tail) = tail.split_at_checked(usize::try_from(head[6]).ok()?)?;
+        let (head, tail) = rest.split_at_checked(9)?;
+        let (measured, tail) = tail.split_at_checked(usize::try_from(head[8]).ok()?)?;
         receivers.push(ReceiverRecord {
             client: head[0] as u32,
             room: head[1] as u32,
             target: 0,
-            owed: head[2] != 0,
-            own_sender: head[3].checked_sub(1).map(|sender| sender as u32),
+            window: (head[2] != 0).then_some(Window {
+                from_ns: head[3],
+                until_ns: head[4].max(head[3]),
+            }),
+            own_sender: head[5].checked_sub(1).map(|sender| sender as u32),
             counts: ReceiverCounts {
-                duplicated: head[4],
-                out_of_order: head[5],
+                duplicated: head[6],
+                out_of_order: head[7],
                 measured: measured.to_vec(),
             },
         });
