@@ -178,6 +178,7 @@ impl Report {
             [
                 u64::from(record.client),
                 u64::from(record.room),
+                record.target as u64,
                 u64::from(record.window.is_some()),
                 record.window.map_or(0, |window| window.from_ns),
                 record.window.map_or(0, |window| window.until_ns),
@@ -222,7 +223,40 @@ impl Report {
             "open_at_end": self.open_at_end,
             "outside_membership": self.outside_membership,
             "left_as_planned": self.left_as_planned,
+            "per_url": self.per_url_merge_json(),
+            "intervals": self.run.interval_s.map(|interval_s| json!({
+                "interval_s": interval_s,
+                "delivered_packed": packed::pack(self.intervals.iter().map(|row| row.delivered)),
+                "open_connections_packed": packed::pack(self.timeline.open_by_interval.iter().copied()),
+                "latency": data.interval_latency.iter().map(serialized).collect::<Vec<_>>(),
+            })),
         })
+    }
+
+    /// Per URL, what merging needs to give per-URL figures: with one URL, the totals are its.
+    fn per_url_merge_json(&self) -> Vec<Value> {
+        if self.per_url.is_empty() {
+            let url = self.run.urls.first().cloned().unwrap_or_default();
+            return vec![json!({
+                "url": url,
+                "delivery": serialized(&self.delivery),
+                "handshake": serialized(&self.handshake),
+                "failed": self.failures.values().sum::<u64>(),
+                "disconnected": self.disconnects.values().sum::<u64>(),
+            })];
+        }
+        self.per_url
+            .iter()
+            .map(|figures| {
+                json!({
+                    "url": figures.url,
+                    "delivery": serialized(&figures.delivery),
+                    "handshake": serialized(&figures.handshake),
+                    "failed": figures.failed,
+                    "disconnected": figures.disconnected,
+                })
+            })
+            .collect()
     }
 
     fn url_json(&self, figures: &UrlFigures) -> Value {

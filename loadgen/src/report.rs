@@ -190,6 +190,8 @@ pub(crate) struct MergeData {
     pub last_delivery_ns: u64,
     /// Deliveries of senders' own probes to themselves.
     pub self_deliveries: u64,
+    /// Latency of each interval's deliveries (µs, 2 significant figures).
+    pub interval_latency: Vec<Histogram<u64>>,
 }
 
 /// Every figure of a run.
@@ -649,9 +651,14 @@ impl Report {
                 last_arrival_ns: last_arrival,
                 last_delivery_ns,
                 self_deliveries,
+                interval_latency,
             },
         };
-        for (row, latency) in report.intervals.iter_mut().zip(&interval_latency) {
+        for (row, latency) in report
+            .intervals
+            .iter_mut()
+            .zip(&report.merge_data.interval_latency)
+        {
             if !latency.is_empty() {
                 row.p50_us = Some(latency.value_at_quantile(0.5));
                 row.p99_us = Some(latency.value_at_quantile(0.99));
