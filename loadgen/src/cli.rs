@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+pub(crate) use cli_units::parse_duration;
 
 use crate::threshold::Threshold;
 
@@ -278,33 +279,6 @@ pub(crate) enum FailOn {
     /// An invalid run (failed connections, lost senders, schedule not kept, loadgen
     /// saturated, nothing measured, server gone).
     Invalid,
-}
-
-/// Parses `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(index) => text.split_at(index),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 30s, 500ms, 2m)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{text}` is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 fn parse_run_id(text: &str) -> Result<u32, String> {
