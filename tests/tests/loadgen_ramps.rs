@@ -5,32 +5,21 @@
 mod loadgen_support;
 
 use integration_tests::Server;
-use loadgen_support::{loadgen, number, reasons, stderr, url};
+use loadgen_support::{number, reasons, stderr, url, Run};
 
 #[test]
 fn receivers_ramped_up_and_down_are_accounted_exactly_and_leave_cleanly() {
     let server = Server::start(&[]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "30",
-        "--senders",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "2500ms",
-        "--drain",
-        "500ms",
-        "--connection-stages",
-        "1s:28,500ms:28,1s:0",
-        "--interval",
-        "250ms",
-        "--expect-self",
-        "yes",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(30)
+        .senders(2)
+        .rate(100)
+        .duration("2500ms")
+        .drain("500ms")
+        .arg("--connection-stages", "1s:28,500ms:28,1s:0")
+        .arg("--interval", "250ms")
+        .arg("--expect-self", "yes")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(number(&json, &["deliveries", "expected"]) > 0, "{json:#}");
     for field in ["lost", "duplicated", "unexpected"] {
@@ -75,17 +64,11 @@ fn receivers_ramped_up_and_down_are_accounted_exactly_and_leave_cleanly() {
 
 #[test]
 fn a_connection_ramp_beyond_the_receivers_is_a_usage_error() {
-    let (output, _) = loadgen(&[
-        "fanout",
-        "--url",
-        "ws://127.0.0.1:1/",
-        "--clients",
-        "10",
-        "--senders",
-        "2",
-        "--connection-stages",
-        "1s:20,1s:0",
-    ]);
+    let (output, _) = Run::fanout("ws://127.0.0.1:1/")
+        .clients(10)
+        .senders(2)
+        .arg("--connection-stages", "1s:20,1s:0")
+        .run();
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("peaks at 20 receivers"),
