@@ -28,7 +28,7 @@ use protocol::Status;
 use crate::compression::Codec;
 
 use crate::accounting::ReceiverBook;
-use crate::measurements::{Judge, Measurements, Receiver, Window};
+use crate::measurements::{Judge, Measurements, Receiver, ReceiverIdentity, Window};
 use crate::plan::Plan;
 use crate::probe::{Probe, PROBE_HEADER_LEN};
 use crate::template::{Envelope, Placeholders};
@@ -281,6 +281,16 @@ impl Client {
         }
     }
 
+    /// Who it is as a receiver.
+    pub(crate) fn identity(&self) -> ReceiverIdentity {
+        ReceiverIdentity {
+            own_sender: self.sender,
+            room: self.room,
+            target: self.target,
+            window: self.window,
+        }
+    }
+
     /// Handles bytes read from the server (the kept bytes first). Returns why the connection
     /// must end, if it must; a close frame to send may then be queued.
     pub(crate) fn handle_input(
@@ -365,10 +375,7 @@ impl Client {
         let mut start = 0;
         while let Some(end) = input[start..].iter().position(|&b| b == b'\n') {
             let mut receiver = Receiver {
-                own_sender: self.sender,
-                room: self.room,
-                target: self.target,
-                window: self.window,
+                identity: self.identity(),
                 book: &mut self.book,
             };
             measurements.record_message(judge, &mut receiver, &input[start..start + end], now);
@@ -392,10 +399,7 @@ impl Client {
         let mut start = 0;
         loop {
             let mut receiver = Receiver {
-                own_sender: self.sender,
-                room: self.room,
-                target: self.target,
-                window: self.window,
+                identity: self.identity(),
                 book: &mut self.book,
             };
             let mut pong: Option<([u8; 125], usize)> = None;
@@ -571,7 +575,6 @@ fn ending(reason: &str) -> Ending {
 mod tests {
     use super::*;
     use crate::plan::RunKind;
-    use crate::schedule::Schedule;
     use protocol::handshake::accept_value;
 
     fn plan() -> Plan {
@@ -605,18 +608,32 @@ mod tests {
     }
 
     fn judge() -> Judge {
-        Judge {
-            schedule: Some(Schedule::new(
-                0,
-                crate::schedule::Shape::constant(1000.0, 1.0),
-                2,
-                0.0,
-            )),
-            echo: false,
-            run_id: 9,
-            rooms: 1,
-            expect_self: None,
-        }
+        Judge::for_tests(9)
+    }
+
+    /// Hands `wire` to the client as one read at `now`.
+    fn feed(
+        client: &mut Client,
+        plan: &Plan,
+        measurements: &mut Measurements,
+        wire: &mut [u8],
+        now: u64,
+    ) -> Result<(), Ending> {
+        client.handle_input(
+            wire,
+            now,
+            plan,
+            &judge(),
+            measurements,
+            &mut Codec::default(),
+        )
+    }
+
+    /// Takes everything the client queued, as a socket that wrote it all.
+    fn written(client: &mut Client) -> Vec<u8> {
+        let bytes = client.outgoing().to_vec();
+        client.consume_outgoing(bytes.len());
+        bytes
     }
 
     /// A client through its handshake, answered by a correct server in memory.
@@ -630,23 +647,13 @@ mod tests {
             .lines()
             .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
             .unwrap();
-        let len = client.outgoing().len();
-        client.consume_outgoing(len);
+        written(&mut client);
         let mut response = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
             accept_value(key.as_bytes())
         )
         .into_bytes();
-        client
-            .handle_input(
-                &mut response,
-                5_000,
-                &plan,
-                &judge(),
-                measurements,
-                &mut Codec::default(),
-            )
-            .unwrap();
+        feed(&mut client, &plan, measurements, &mut response, 5_000).unwrap();
         client
     }
 
@@ -689,16 +696,7 @@ mod tests {
         client.start_connecting(0);
         client.handle_connected(&plan, 1, &judge(), &mut measurements);
         let mut response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec();
-        let ending = client
-            .handle_input(
-                &mut response,
-                2,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap_err();
+        let ending = feed(&mut client, &plan, &mut measurements, &mut response, 2).unwrap_err();
         assert_eq!(ending.reason, "handshake: HTTP 404");
     }
 
@@ -737,23 +735,13 @@ mod tests {
         let plan = plan();
         let mut measurements = Measurements::default();
         let mut client = open_client(&mut measurements);
-        let len = client.outgoing().len();
-        client.consume_outgoing(len);
+        written(&mut client);
         let mut wire = Vec::new();
         encode_frame(&mut wire, true, OpCode::Ping, b"abc", None);
         let mut close = Vec::new();
         encode_payload(&mut close, CloseCode::GOING_AWAY, "bye");
         encode_frame(&mut wire, true, OpCode::Close, &close, None);
-        let ending = client
-            .handle_input(
-                &mut wire,
-                1,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap_err();
+        let ending = feed(&mut client, &plan, &mut measurements, &mut wire, 1).unwrap_err();
         assert_eq!(ending.reason, "closed by server with 1001");
         assert_eq!(measurements.close_codes.get(&1001), Some(&1));
         let mut decoder = Decoder::new(Role::Server, 1024);
@@ -770,25 +758,14 @@ mod tests {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut client = open_client(&mut measurements);
         client.window = Some(Window::WHOLE_RUN);
-        let len = client.outgoing().len();
-        client.consume_outgoing(len);
+        written(&mut client);
         client.queue_close(CloseCode::NORMAL);
-        let len = client.outgoing().len();
-        client.consume_outgoing(len);
+        written(&mut client);
         let mut wire = server_frame(&probe(1, 0));
         let mut close = Vec::new();
         encode_payload(&mut close, CloseCode::NORMAL, "");
         encode_frame(&mut wire, true, OpCode::Close, &close, None);
-        let ending = client
-            .handle_input(
-                &mut wire,
-                1,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap_err();
+        let ending = feed(&mut client, &plan, &mut measurements, &mut wire, 1).unwrap_err();
         assert_eq!(ending.reason, "closed by server with 1000");
         assert_eq!(measurements.received, 1);
         assert!(client.outgoing().is_empty(), "a second close frame");
@@ -801,16 +778,7 @@ mod tests {
         let mut client = open_client(&mut measurements);
         let mut wire = Vec::new();
         encode_frame(&mut wire, true, OpCode::Text, b"hi", Some([1, 2, 3, 4]));
-        let ending = client
-            .handle_input(
-                &mut wire,
-                1,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap_err();
+        let ending = feed(&mut client, &plan, &mut measurements, &mut wire, 1).unwrap_err();
         assert!(
             ending.reason.starts_with("server broke a rule"),
             "{ending:?}"
@@ -868,23 +836,13 @@ mod tests {
             .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
             .unwrap()
             .to_owned();
-        let len = client.outgoing().len();
-        client.consume_outgoing(len);
+        written(&mut client);
         let mut response = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
             accept_value(key.as_bytes())
         )
         .into_bytes();
-        client
-            .handle_input(
-                &mut response,
-                5,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap();
+        feed(&mut client, &plan, &mut measurements, &mut response, 5).unwrap();
         let mut decoder = Decoder::new(Role::Server, 1024);
         let mut wire = client.outgoing().to_vec();
         let (_, event) = decoder.decode(&mut wire).unwrap();
@@ -914,8 +872,7 @@ mod tests {
             .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
             .unwrap()
             .to_owned();
-        let len = client.outgoing().len();
-        client.consume_outgoing(len);
+        written(&mut client);
         let mut input = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n",
             accept_value(key.as_bytes())
@@ -979,16 +936,7 @@ mod tests {
         let mut lines = probe(0, 0);
         lines.push(b'\n');
         lines.extend_from_slice(&probe(0, 1)[..30]);
-        client
-            .handle_input(
-                &mut lines,
-                1,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap();
+        feed(&mut client, &plan, &mut measurements, &mut lines, 1).unwrap();
         assert_eq!(measurements.received, 1);
         assert_eq!(client.pending_len(), 30);
     }

@@ -10,6 +10,7 @@ use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
+use crate::accounting::Tally;
 use crate::packed;
 use crate::plan::RunKind;
 use crate::report::{Report, UrlFigures};
@@ -177,12 +178,15 @@ impl Report {
             let counts = &record.counts;
             [
                 u64::from(record.client),
-                u64::from(record.room),
-                record.target as u64,
-                u64::from(record.window.is_some()),
-                record.window.map_or(0, |window| window.from_ns),
-                record.window.map_or(0, |window| window.until_ns),
-                record.own_sender.map_or(0, |sender| u64::from(sender) + 1),
+                u64::from(record.identity.room),
+                record.identity.target as u64,
+                u64::from(record.identity.window.is_some()),
+                record.identity.window.map_or(0, |window| window.from_ns),
+                record.identity.window.map_or(0, |window| window.until_ns),
+                record
+                    .identity
+                    .own_sender
+                    .map_or(0, |sender| u64::from(sender) + 1),
                 counts.duplicated,
                 counts.out_of_order,
                 counts.measured.len() as u64,
@@ -270,17 +274,7 @@ impl Report {
         if self.run.kind.sends() {
             let fields = entry.as_object_mut().expect("an object");
             let tally = &figures.tally;
-            fields.insert(
-                "deliveries".into(),
-                json!({
-                    "expected": tally.expected,
-                    "received": tally.received,
-                    "lost": tally.lost,
-                    "duplicated": tally.duplicated,
-                    "out_of_order": tally.out_of_order,
-                    "unexpected": tally.unexpected,
-                }),
-            );
+            fields.insert("deliveries".into(), Value::Object(tally_json(tally)));
             fields.insert(
                 "delivery_latency_us".into(),
                 histogram_json(&figures.delivery),
@@ -290,7 +284,6 @@ impl Report {
     }
 
     fn insert_sending(&self, out: &mut Map<String, Value>) {
-        let tally = &self.tally;
         out.insert(
             "messages".into(),
             json!({
@@ -301,13 +294,8 @@ impl Report {
                 "senders_lost": self.senders_lost,
             }),
         );
-        let mut deliveries = json!({
-            "expected": tally.expected,
-            "received": tally.received,
-            "lost": tally.lost,
-            "duplicated": tally.duplicated,
-            "out_of_order": tally.out_of_order,
-            "unexpected": tally.unexpected,
+        let mut deliveries = tally_json(&self.tally);
+        deliveries.extend(json_fields(json!({
             "undelivered_at_end": self.undelivered,
             "non_probe_messages": self.non_probe,
             "multi_probe_messages": self.multi_probe,
@@ -318,22 +306,17 @@ impl Report {
             "elapsed_s": self.delivery_elapsed_s,
             "receivers": self.receivers,
             "receivers_with_loss": self.receivers_with_loss,
-            "per_receiver": self.anomalies.iter().map(|(client, tally)| json!({
-                "client": client,
-                "expected": tally.expected,
-                "received": tally.received,
-                "lost": tally.lost,
-                "duplicated": tally.duplicated,
-                "out_of_order": tally.out_of_order,
-                "unexpected": tally.unexpected,
-            })).collect::<Vec<_>>(),
-        });
+            "per_receiver": self.anomalies.iter().map(|(client, tally)| {
+                let mut entry = json_fields(json!({ "client": client }));
+                entry.extend(tally_json(tally));
+                entry
+            }).collect::<Vec<_>>(),
+        })));
         if self.run.kind == RunKind::Fanout {
-            let fields = deliveries.as_object_mut().expect("an object");
-            fields.insert("self_echo".into(), json!(self.self_echo));
-            fields.insert("self_echo_source".into(), json!(self.self_echo_source));
+            deliveries.insert("self_echo".into(), json!(self.self_echo));
+            deliveries.insert("self_echo_source".into(), json!(self.self_echo_source));
         }
-        out.insert("deliveries".into(), deliveries);
+        out.insert("deliveries".into(), Value::Object(deliveries));
         out.insert("delivery_latency_us".into(), histogram_json(&self.delivery));
         let mut bounded = histogram_json(&self.delivery_with_undelivered);
         if let Some(fields) = bounded.as_object_mut() {
@@ -407,6 +390,26 @@ impl Report {
         } else {
             hgrm(&self.handshake)
         }
+    }
+}
+
+/// A receiver's (or a sum of receivers') accounting.
+fn tally_json(tally: &Tally) -> Map<String, Value> {
+    json_fields(json!({
+        "expected": tally.expected,
+        "received": tally.received,
+        "lost": tally.lost,
+        "duplicated": tally.duplicated,
+        "out_of_order": tally.out_of_order,
+        "unexpected": tally.unexpected,
+    }))
+}
+
+/// The fields of a JSON object made with `json!({...})`.
+fn json_fields(object: Value) -> Map<String, Value> {
+    match object {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
     }
 }
 

@@ -75,9 +75,29 @@ impl Window {
     }
 }
 
-/// The receiving client, as far as recording is concerned.
-#[derive(Debug)]
-pub(crate) struct Receiver<'a> {
+#[cfg(test)]
+impl Judge {
+    /// A fanout run of `run_id`: 1,000 messages a second for a second from time 0, two
+    /// senders, one room.
+    pub(crate) fn for_tests(run_id: u32) -> Judge {
+        Judge {
+            schedule: Some(Schedule::new(
+                0,
+                crate::schedule::Shape::constant(1000.0, 1.0),
+                2,
+                0.0,
+            )),
+            echo: false,
+            run_id,
+            rooms: 1,
+            expect_self: None,
+        }
+    }
+}
+
+/// Who a receiver is, as far as what it is owed goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReceiverIdentity {
     /// Its sender index, if it sends.
     pub own_sender: Option<u32>,
     /// Its room.
@@ -86,6 +106,13 @@ pub(crate) struct Receiver<'a> {
     pub target: usize,
     /// The messages owed to it; `None`: none (it never opened while messages were sent).
     pub window: Option<Window>,
+}
+
+/// The receiving client, as far as recording is concerned.
+#[derive(Debug)]
+pub(crate) struct Receiver<'a> {
+    /// Who it is.
+    pub identity: ReceiverIdentity,
     /// What it has seen.
     pub book: &'a mut ReceiverBook,
 }
@@ -95,14 +122,8 @@ pub(crate) struct Receiver<'a> {
 pub(crate) struct ReceiverRecord {
     /// Global client number.
     pub client: u32,
-    /// Its room.
-    pub room: u32,
-    /// Which target (URL) it connected to.
-    pub target: usize,
-    /// Its sender index, if it sends.
-    pub own_sender: Option<u32>,
-    /// The messages owed to it, if any.
-    pub window: Option<Window>,
+    /// Who it is.
+    pub identity: ReceiverIdentity,
     /// What it saw, reduced to what settling needs.
     pub counts: ReceiverCounts,
 }
@@ -311,7 +332,7 @@ impl Measurements {
             self.foreign += 1;
             return;
         };
-        let own = receiver.own_sender == Some(probe.sender);
+        let own = receiver.identity.own_sender == Some(probe.sender);
         if probe.run != judge.run_id || (judge.echo && !own) || probe.sender >= schedule.senders {
             self.foreign += 1;
             return;
@@ -327,6 +348,7 @@ impl Measurements {
         let measured = !schedule.is_warmup(n);
         let slot = if judge.echo { 0 } else { probe.sender as usize };
         let outside = receiver
+            .identity
             .window
             .is_some_and(|window| !window.contains(probe.intended_ns));
         let verdict = receiver
@@ -361,7 +383,7 @@ impl Measurements {
         if measured {
             self.delivery.saturating_record(latency_us);
             self.progress.saturating_record(latency_us);
-            if let Some(per_target) = self.per_target.get_mut(receiver.target) {
+            if let Some(per_target) = self.per_target.get_mut(receiver.identity.target) {
                 per_target.delivery.saturating_record(latency_us);
             }
             self.received += 1;
@@ -369,8 +391,8 @@ impl Measurements {
         } else {
             self.delivery_warmup.saturating_record(latency_us);
         }
-        let owed_here = receiver.window.is_some()
-            && (judge.echo || probe.sender % judge.rooms.max(1) == receiver.room)
+        let owed_here = receiver.identity.window.is_some()
+            && (judge.echo || probe.sender % judge.rooms.max(1) == receiver.identity.room)
             && !(own && judge.expect_self == Some(false));
         if owed_here {
             if let Some(count) = self.arrivals.get_mut(n as usize) {
@@ -388,18 +410,7 @@ mod tests {
     use crate::probe::Probe;
 
     fn judge() -> Judge {
-        Judge {
-            schedule: Some(Schedule::new(
-                0,
-                crate::schedule::Shape::constant(1000.0, 1.0),
-                2,
-                0.0,
-            )),
-            echo: false,
-            run_id: 7,
-            rooms: 1,
-            expect_self: None,
-        }
+        Judge::for_tests(7)
     }
 
     fn probe_bytes(run: u32, sender: u32, sequence: u64) -> Vec<u8> {
@@ -419,10 +430,12 @@ mod tests {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
         let mut receiver = Receiver {
-            own_sender: None,
-            room: 0,
-            target: 0,
-            window: Some(Window::WHOLE_RUN),
+            identity: ReceiverIdentity {
+                own_sender: None,
+                room: 0,
+                target: 0,
+                window: Some(Window::WHOLE_RUN),
+            },
             book: &mut book,
         };
         let mut message = probe_bytes(7, 0, 0);
@@ -453,10 +466,12 @@ mod tests {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
         let mut receiver = Receiver {
-            own_sender: None,
-            room: 0,
-            target: 0,
-            window: Some(window),
+            identity: ReceiverIdentity {
+                own_sender: None,
+                room: 0,
+                target: 0,
+                window: Some(window),
+            },
             book: &mut book,
         };
         let judge = judge();
@@ -491,10 +506,12 @@ mod tests {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
         let mut receiver = Receiver {
-            own_sender: None,
-            room: 0,
-            target: 0,
-            window: Some(Window::WHOLE_RUN),
+            identity: ReceiverIdentity {
+                own_sender: None,
+                room: 0,
+                target: 0,
+                window: Some(Window::WHOLE_RUN),
+            },
             book: &mut book,
         };
         let bytes = probe_bytes(7, 0, u64::MAX / 2);

@@ -19,7 +19,8 @@ use serde_json::Value;
 use crate::accounting::ReceiverCounts;
 use crate::cli::{FailOn, MergeArgs};
 use crate::measurements::{
-    IntervalMeasurements, Measurements, ReceiverRecord, TargetMeasurements, Window,
+    IntervalMeasurements, Measurements, ReceiverIdentity, ReceiverRecord, TargetMeasurements,
+    Window,
 };
 use crate::plan::RunKind;
 use crate::report::{Report, Resources, RunDescription, Timeline};
@@ -291,7 +292,7 @@ fn measurements_of(
         }
     }
     for record in &mut receivers {
-        record.target = url_index.get(record.target).copied().unwrap_or(0);
+        record.identity.target = url_index.get(record.identity.target).copied().unwrap_or(0);
     }
     let mut intervals = Vec::new();
     if interval_ns > 0 {
@@ -379,13 +380,15 @@ fn receivers_of(values: &[u64]) -> Option<Vec<ReceiverRecord>> {
         let (measured, tail) = tail.split_at_checked(usize::try_from(head[9]).ok()?)?;
         receivers.push(ReceiverRecord {
             client: head[0] as u32,
-            room: head[1] as u32,
-            target: head[2] as usize,
-            window: (head[3] != 0).then_some(Window {
-                from_ns: head[4],
-                until_ns: head[5].max(head[4]),
-            }),
-            own_sender: head[6].checked_sub(1).map(|sender| sender as u32),
+            identity: ReceiverIdentity {
+                room: head[1] as u32,
+                target: head[2] as usize,
+                window: (head[3] != 0).then_some(Window {
+                    from_ns: head[4],
+                    until_ns: head[5].max(head[4]),
+                }),
+                own_sender: head[6].checked_sub(1).map(|sender| sender as u32),
+            },
             counts: ReceiverCounts {
                 duplicated: head[7],
                 out_of_order: head[8],

@@ -467,12 +467,12 @@ impl Report {
             }
         }
         let owes = |record: &ReceiverRecord, sender: u32| -> bool {
-            record.window.is_some()
+            record.identity.window.is_some()
                 && match run.kind {
-                    RunKind::Echo => record.own_sender == Some(sender),
+                    RunKind::Echo => record.identity.own_sender == Some(sender),
                     _ => {
-                        sender % rooms == record.room
-                            && (self_echo || record.own_sender != Some(sender))
+                        sender % rooms == record.identity.room
+                            && (self_echo || record.identity.own_sender != Some(sender))
                     }
                 }
         };
@@ -503,6 +503,7 @@ impl Report {
                 .map(|(&sender, &measured)| Owed {
                     sender: if run.kind == RunKind::Echo { 0 } else { sender },
                     messages: record
+                        .identity
                         .window
                         .map_or(0, |window| owed_messages(sender, measured, window)),
                 })
@@ -536,7 +537,7 @@ impl Report {
                 record.counts.settle(&owed)
             };
             tally.add(&own);
-            if let Some(figures) = per_url.get_mut(record.target) {
+            if let Some(figures) = per_url.get_mut(record.identity.target) {
                 figures.tally.add(&own);
             }
             if own.lost > 0 {
@@ -559,7 +560,7 @@ impl Report {
                 let (mut froms, mut untils): (Vec<u64>, Vec<u64>) = receivers
                     .iter()
                     .filter(|record| owes(record, sender))
-                    .filter_map(|record| record.window)
+                    .filter_map(|record| record.identity.window)
                     .map(|window| (window.from_ns, window.until_ns))
                     .unzip();
                 froms.sort_unstable();

@@ -806,10 +806,7 @@ impl Worker {
             .into_iter()
             .map(|client| ReceiverRecord {
                 client: client.id,
-                room: client.room,
-                target: client.target,
-                own_sender: client.sender,
-                window: client.window,
+                identity: client.identity(),
                 counts: client.book.counts(),
             })
             .collect();
