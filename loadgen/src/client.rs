@@ -642,19 +642,24 @@ mod tests {
         let mut client = Client::new(0, 0, Some(0), 42);
         client.start_connecting(1_000);
         client.handle_connected(&plan, 2_000, &judge(), measurements);
-        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        let (_, mut response) = accept(&mut client, "");
+        feed(&mut client, &plan, measurements, &mut response, 5_000).unwrap();
+        client
+    }
+
+    /// Takes the client's upgrade request; returns it and a correct server's 101 with
+    /// `headers` (each line ending in CRLF) added.
+    fn accept(client: &mut Client, headers: &str) -> (String, Vec<u8>) {
+        let request = String::from_utf8(written(client)).unwrap();
         let key = request
             .lines()
             .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
             .unwrap();
-        written(&mut client);
-        let mut response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n{headers}\r\n",
             accept_value(key.as_bytes())
-        )
-        .into_bytes();
-        feed(&mut client, &plan, measurements, &mut response, 5_000).unwrap();
-        client
+        );
+        (request, response.into_bytes())
     }
 
     fn server_frame(payload: &[u8]) -> Vec<u8> {
@@ -826,22 +831,11 @@ mod tests {
         let mut client = Client::for_plan(&plan, 12, 0, Some(3), 1);
         client.start_connecting(0);
         client.handle_connected(&plan, 1, &judge(), &mut measurements);
-        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        let (request, mut response) = accept(&mut client, "");
         assert!(
             request.contains("Authorization: Bearer user-12\r\n"),
             "{request}"
         );
-        let key = request
-            .lines()
-            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap()
-            .to_owned();
-        written(&mut client);
-        let mut response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            accept_value(key.as_bytes())
-        )
-        .into_bytes();
         feed(&mut client, &plan, &mut measurements, &mut response, 5).unwrap();
         let mut decoder = Decoder::new(Role::Server, 1024);
         let mut wire = client.outgoing().to_vec();
@@ -860,24 +854,16 @@ mod tests {
         client.start_connecting(0);
         client.handle_connected(&plan, 1, &judge(), &mut measurements);
         client.window = Some(Window::WHOLE_RUN);
-        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        let (request, mut input) = accept(
+            &mut client,
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n",
+        );
         assert!(
             request.contains(
                 "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
             ),
             "{request}"
         );
-        let key = request
-            .lines()
-            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap()
-            .to_owned();
-        written(&mut client);
-        let mut input = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n",
-            accept_value(key.as_bytes())
-        )
-        .into_bytes();
         protocol::deflate::Deflater::new(15).encode_frame(
             &mut input,
             OpCode::Text,

@@ -413,6 +413,19 @@ mod tests {
         Judge::for_tests(7)
     }
 
+    /// A receiver in room 0 that sends nothing, owed what `window` holds.
+    fn receiver_of(book: &mut ReceiverBook, window: Window) -> Receiver<'_> {
+        Receiver {
+            identity: ReceiverIdentity {
+                own_sender: None,
+                room: 0,
+                target: 0,
+                window: Some(window),
+            },
+            book,
+        }
+    }
+
     fn probe_bytes(run: u32, sender: u32, sequence: u64) -> Vec<u8> {
         let mut bytes = vec![0u8; 64];
         Probe {
@@ -429,15 +442,7 @@ mod tests {
     fn a_batched_message_records_each_probe_and_counts_the_batch() {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
-        let mut receiver = Receiver {
-            identity: ReceiverIdentity {
-                own_sender: None,
-                room: 0,
-                target: 0,
-                window: Some(Window::WHOLE_RUN),
-            },
-            book: &mut book,
-        };
+        let mut receiver = receiver_of(&mut book, Window::WHOLE_RUN);
         let mut message = probe_bytes(7, 0, 0);
         message.push(b'\n');
         message.extend_from_slice(&probe_bytes(7, 1, 0));
@@ -465,15 +470,7 @@ mod tests {
         assert_eq!(Window::of_member(None, None), Window::WHOLE_RUN);
         let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
-        let mut receiver = Receiver {
-            identity: ReceiverIdentity {
-                own_sender: None,
-                room: 0,
-                target: 0,
-                window: Some(window),
-            },
-            book: &mut book,
-        };
+        let mut receiver = receiver_of(&mut book, window);
         let judge = judge();
         for (sequence, intended_ns) in [(0, 250_000_000), (1, 300_000_000), (2, 550_000_000)] {
             let mut bytes = vec![0u8; 64];
@@ -505,15 +502,7 @@ mod tests {
     fn probes_beyond_the_schedule_are_foreign_not_an_allocation() {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
-        let mut receiver = Receiver {
-            identity: ReceiverIdentity {
-                own_sender: None,
-                room: 0,
-                target: 0,
-                window: Some(Window::WHOLE_RUN),
-            },
-            book: &mut book,
-        };
+        let mut receiver = receiver_of(&mut book, Window::WHOLE_RUN);
         let bytes = probe_bytes(7, 0, u64::MAX / 2);
         measurements.record_message(&judge(), &mut receiver, &bytes, 1);
         let bytes = probe_bytes(7, 99, 0);
