@@ -413,6 +413,9 @@ impl Worker {
                 // Raw TCP has no closing handshake: the receiver just goes.
                 self.connections[index].closing_since_ns = now.max(1);
                 self.lose(index, "left".to_owned());
+            } else if self.clients[index].state != State::Closed {
+                // Its connect took longer than its whole membership: a failure, not a member.
+                self.fail(index, "still connecting when due to leave".to_owned());
             }
         }
         None

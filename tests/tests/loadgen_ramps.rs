@@ -14,9 +14,9 @@ fn receivers_ramped_up_and_down_are_accounted_exactly_and_leave_cleanly() {
         .clients(30)
         .senders(2)
         .rate(100)
-        .duration("2500ms")
+        .duration("3s")
         .drain("500ms")
-        .arg("--connection-stages", "1s:28,500ms:28,1s:0")
+        .arg("--connection-stages", "1s:28,1s:28,1s:0")
         .arg("--interval", "250ms")
         .arg("--expect-self", "yes")
         .run();
