@@ -5,7 +5,7 @@
 mod loadgen_support;
 
 use integration_tests::Server;
-use loadgen_support::{number, reasons, stderr, url, Run};
+use loadgen_support::{fake, number, reasons, stderr, url, Run};
 
 #[test]
 fn receivers_ramped_up_and_down_are_accounted_exactly_and_leave_cleanly() {
@@ -60,6 +60,34 @@ fn receivers_ramped_up_and_down_are_accounted_exactly_and_leave_cleanly() {
         "{open:?}"
     );
     assert_eq!(open.last(), Some(&2), "{open:?}");
+}
+
+#[test]
+fn a_server_that_joins_a_receiver_after_its_101_loses_nothing_within_the_join_grace() {
+    // Members join the room 50 ms after their 101: messages sent meanwhile never reach them.
+    // They are within the 100 ms join grace, so they are not owed; what comes in the rest of
+    // the grace is counted apart, not as unexpected. The server never answers a close, so the
+    // receivers leave after waiting for it, still as planned.
+    let server = fake(&["--join-after-ms", "50"]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(12)
+        .senders(2)
+        .rate(400)
+        .duration("2s")
+        .drain("500ms")
+        .arg("--connection-stages", "500ms:10,1s:10,500ms:0")
+        .run();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(number(&json, &["deliveries", "expected"]) > 0, "{json:#}");
+    for field in ["lost", "duplicated", "unexpected"] {
+        assert_eq!(number(&json, &["deliveries", field]), 0, "{field}");
+    }
+    assert!(number(&json, &["deliveries", "outside_membership"]) > 0);
+    assert_eq!(number(&json, &["connections", "left_as_planned"]), 10);
+    assert_eq!(
+        json["connections"]["lost_while_open"],
+        serde_json::json!({})
+    );
 }
 
 #[test]
