@@ -114,6 +114,10 @@ pub(crate) struct MergeArgs {
     /// Write the merged delivery latency in HdrHistogram's percentile format.
     #[arg(long)]
     pub hgrm: Option<PathBuf>,
+    /// Write the merged --interval rows to this CSV file (every report needs the same
+    /// --interval).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
     /// Exit with status 3 when the merged run is invalid.
     #[arg(long, value_enum)]
     pub fail_on: Option<FailOn>,

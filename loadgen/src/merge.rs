@@ -30,7 +30,11 @@ use crate::{limits, packed, verdict};
 /// Runs `loadgen merge`; returns the exit status.
 pub(crate) fn run(args: MergeArgs, command_line: Vec<String>) -> Result<u8, (u8, String)> {
     let usage = |message: String| (verdict::EXIT_USAGE, message);
-    for (option, path) in [("--json", &args.json), ("--hgrm", &args.hgrm)] {
+    for (option, path) in [
+        ("--json", &args.json),
+        ("--hgrm", &args.hgrm),
+        ("--csv", &args.csv),
+    ] {
         if let Some(path) = path {
             limits::check_output(option, path).map_err(usage)?;
         }
@@ -42,6 +46,11 @@ pub(crate) fn run(args: MergeArgs, command_line: Vec<String>) -> Result<u8, (u8,
         .collect::<Result<_, _>>()
         .map_err(usage)?;
     let report = merge(&reports, &args, command_line).map_err(usage)?;
+    if args.csv.is_some() && report.run.interval_s.is_none() {
+        return Err(usage(
+            "--csv: the reports have no intervals to merge (run each process with the same --interval)".into(),
+        ));
+    }
     print!("{}", report.table());
     let failed = |message: String| (verdict::EXIT_RUN_FAILED, message);
     if let Some(path) = &args.json {
@@ -50,6 +59,10 @@ pub(crate) fn run(args: MergeArgs, command_line: Vec<String>) -> Result<u8, (u8,
     }
     if let Some(path) = &args.hgrm {
         std::fs::write(path, report.hgrm())
+            .map_err(|error| failed(format!("cannot write {}: {error}", path.display())))?;
+    }
+    if let Some(path) = &args.csv {
+        std::fs::write(path, report.csv())
             .map_err(|error| failed(format!("cannot write {}: {error}", path.display())))?;
     }
     Ok(report.exit_code())
@@ -210,7 +223,7 @@ fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Resu
             .as_str()
             .map(str::to_owned),
         interval_s,
-        csv: None,
+        csv: args.csv.clone(),
         after_s: float(&first["run"]["drain_s"]),
         threads,
         rooms: number(&first["run"]["rooms"]).max(1) as u32,

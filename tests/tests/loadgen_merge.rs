@@ -208,10 +208,16 @@ fn per_url_and_per_interval_figures_merge_across_processes() {
         })
         .collect();
     let parts = run_together(&runs, &dir);
-    let (output, merged) = merge(
-        parts.iter().map(|(_, path)| path),
-        Some(&dir.join("merged.json")),
-    );
+    let csv_path = dir.join("merged.csv");
+    let output = Command::new(binary("loadgen"))
+        .arg("merge")
+        .args(parts.iter().map(|(_, path)| path))
+        .args(["--json", dir.join("merged.json").to_str().unwrap()])
+        .args(["--csv", csv_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let merged = read_json(&dir.join("merged.json"));
+    let csv = std::fs::read_to_string(&csv_path).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&merged, &["deliveries", "lost"]), 0);
@@ -255,6 +261,9 @@ fn per_url_and_per_interval_figures_merge_across_processes() {
         assert_eq!(row["delivered"].as_u64().unwrap(), sum, "row {index}");
     }
     assert_eq!(merged_rows[1]["open_connections"], 10);
+    // The CSV has the same rows.
+    assert!(csv.starts_with("start_s,end_s,"), "{csv}");
+    assert_eq!(csv.lines().count(), merged_rows.len() + 1, "{csv}");
     assert_eq!(
         merged_rows
             .iter()
