@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+pub(crate) use cli_units::parse_duration;
 
 use crate::threshold::Threshold;
 
@@ -60,6 +61,17 @@ pub(crate) struct FanoutArgs {
     /// deliveries, `yes`/`no` state it.
     #[arg(long, value_enum, default_value_t = ExpectSelf::Auto)]
     pub expect_self: ExpectSelf,
+    /// Ramp the receivers (the clients that do not send) over the run, k6 style:
+    /// `10s:200,20s:1000,10s:0`. Each stage moves the number of connected receivers in a
+    /// straight line from where the last ended (0 at first), from the send schedule's start;
+    /// the senders connect before the run and stay. Receivers join in order and leave in
+    /// reverse order, closing with 1000; a target may rise, hold and fall, not rise again.
+    /// The peak is at most --clients minus --senders; the stages last at most as long as the
+    /// sending. A receiver is owed the messages intended while it was a member, from 100 ms
+    /// after its handshake completed to 100 ms before it leaves: deliveries outside that are
+    /// counted apart (`outside membership`), neither lost nor unexpected.
+    #[arg(long)]
+    pub connection_stages: Option<String>,
     #[command(flatten)]
     pub message: MessageArgs,
 }
@@ -102,6 +114,10 @@ pub(crate) struct MergeArgs {
     /// Write the merged delivery latency in HdrHistogram's percentile format.
     #[arg(long)]
     pub hgrm: Option<PathBuf>,
+    /// Write the merged --interval rows to this CSV file (every report needs the same
+    /// --interval).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
     /// Exit with status 3 when the merged run is invalid.
     #[arg(long, value_enum)]
     pub fail_on: Option<FailOn>,
@@ -195,7 +211,8 @@ pub(crate) struct Common {
     pub sender_base: u32,
     /// Several loadgens, one run: senders in the whole run, all processes together (default:
     /// --sender-base plus this process's senders). --rate is then the whole run's rate: each
-    /// process sends its senders' share of one schedule.
+    /// process sends its senders' share of one schedule. Declares the run one process of
+    /// several: its --json then carries the `merge` section that `loadgen merge` reads.
     #[arg(long)]
     pub total_senders: Option<u32>,
     /// Several loadgens, one run: start the schedule at this wall-clock time, milliseconds
@@ -266,33 +283,6 @@ pub(crate) enum FailOn {
     /// An invalid run (failed connections, lost senders, schedule not kept, loadgen
     /// saturated, nothing measured, server gone).
     Invalid,
-}
-
-/// Parses `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(index) => text.split_at(index),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 30s, 500ms, 2m)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{text}` is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 fn parse_run_id(text: &str) -> Result<u32, String> {

@@ -28,7 +28,7 @@ use protocol::Status;
 use crate::compression::Codec;
 
 use crate::accounting::ReceiverBook;
-use crate::measurements::{Judge, Measurements, Receiver};
+use crate::measurements::{Judge, Measurements, Receiver, ReceiverIdentity, Window};
 use crate::plan::Plan;
 use crate::probe::{Probe, PROBE_HEADER_LEN};
 use crate::template::{Envelope, Placeholders};
@@ -85,8 +85,14 @@ pub(crate) struct Client {
     pub next_k: u64,
     /// What it has received, per sender.
     pub book: ReceiverBook,
-    /// Whether it was open when sending started (its deliveries are owed).
+    /// Whether it was open when sending started (a sender then sends).
     pub open_at_start: bool,
+    /// The messages owed to it, set when it opens during the run or when sending starts.
+    pub window: Option<Window>,
+    /// When it leaves as planned, ns from the schedule's start (`--connection-stages`).
+    pub leave_ns: Option<u64>,
+    /// Whether it sent a close frame (it then answers none).
+    close_sent: bool,
     /// State of the mask generator.
     rng: u64,
     /// The nonce behind its `Sec-WebSocket-Key`.
@@ -114,6 +120,9 @@ impl Client {
             next_k: 0,
             book: ReceiverBook::default(),
             open_at_start: false,
+            window: None,
+            leave_ns: None,
+            close_sent: false,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             key: [0; 16],
             envelope: Envelope::default(),
@@ -176,6 +185,7 @@ impl Client {
         &mut self,
         plan: &Plan,
         now: u64,
+        judge: &Judge,
         measurements: &mut Measurements,
     ) {
         let State::Connecting { since_ns } = self.state else {
@@ -187,7 +197,7 @@ impl Client {
             if let Some(per_target) = measurements.per_target.get_mut(self.target) {
                 per_target.handshake.saturating_record(latency_us);
             }
-            self.state = State::Open;
+            self.open(now, judge);
             return;
         }
         let protocols: Vec<&str> = plan.subprotocols.iter().map(String::as_str).collect();
@@ -260,6 +270,27 @@ impl Client {
         }
     }
 
+    /// The handshake completed at `now`. Once the schedule is known, the client is owed what
+    /// is sent while it is a member (see [`Window`]): everything if it opened before the
+    /// schedule's start. Before that, sending's start sets its window.
+    fn open(&mut self, now: u64, judge: &Judge) {
+        self.state = State::Open;
+        if let (Some(schedule), None) = (judge.schedule, self.window) {
+            let joined_ns = now.checked_sub(schedule.start_ns);
+            self.window = Some(Window::of_member(joined_ns, self.leave_ns));
+        }
+    }
+
+    /// Who it is as a receiver.
+    pub(crate) fn identity(&self) -> ReceiverIdentity {
+        ReceiverIdentity {
+            own_sender: self.sender,
+            room: self.room,
+            target: self.target,
+            window: self.window,
+        }
+    }
+
     /// Handles bytes read from the server (the kept bytes first). Returns why the connection
     /// must end, if it must; a close frame to send may then be queued.
     pub(crate) fn handle_input(
@@ -317,7 +348,7 @@ impl Client {
             measurements
                 .upgrade
                 .saturating_record((now.saturating_sub(request_ns) / 1000).max(1));
-            self.state = State::Open;
+            self.open(now, judge);
             if let Some(text) = &plan.first_message {
                 let text = self.placeholders().fill(text);
                 self.queue_frame(OpCode::Text, text.as_bytes());
@@ -344,10 +375,7 @@ impl Client {
         let mut start = 0;
         while let Some(end) = input[start..].iter().position(|&b| b == b'\n') {
             let mut receiver = Receiver {
-                own_sender: self.sender,
-                room: self.room,
-                target: self.target,
-                owed: self.open_at_start,
+                identity: self.identity(),
                 book: &mut self.book,
             };
             measurements.record_message(judge, &mut receiver, &input[start..start + end], now);
@@ -371,10 +399,7 @@ impl Client {
         let mut start = 0;
         loop {
             let mut receiver = Receiver {
-                own_sender: self.sender,
-                room: self.room,
-                target: self.target,
-                owed: self.open_at_start,
+                identity: self.identity(),
                 book: &mut self.book,
             };
             let mut pong: Option<([u8; 125], usize)> = None;
@@ -439,7 +464,9 @@ impl Client {
                 } else {
                     CloseCode(code)
                 };
-                self.queue_close(reply);
+                if !self.close_sent {
+                    self.queue_close(reply);
+                }
                 return Err(ending(&format!("closed by server with {code}")));
             }
         }
@@ -505,6 +532,7 @@ impl Client {
         let mut payload = Vec::with_capacity(2);
         encode_payload(&mut payload, code, "");
         self.queue_frame(OpCode::Close, &payload);
+        self.close_sent = true;
     }
 
     /// The bytes waiting to be written.
@@ -547,7 +575,6 @@ fn ending(reason: &str) -> Ending {
 mod tests {
     use super::*;
     use crate::plan::RunKind;
-    use crate::schedule::Schedule;
     use protocol::handshake::accept_value;
 
     fn plan() -> Plan {
@@ -576,22 +603,37 @@ mod tests {
             rooms: 1,
             expect_self: None,
             warmup_s: 0.0,
+            connection_ramp: None,
         }
     }
 
     fn judge() -> Judge {
-        Judge {
-            schedule: Some(Schedule::new(
-                0,
-                crate::schedule::Shape::constant(1000.0, 1.0),
-                2,
-                0.0,
-            )),
-            echo: false,
-            run_id: 9,
-            rooms: 1,
-            expect_self: None,
-        }
+        Judge::for_tests(9)
+    }
+
+    /// Hands `wire` to the client as one read at `now`.
+    fn feed(
+        client: &mut Client,
+        plan: &Plan,
+        measurements: &mut Measurements,
+        wire: &mut [u8],
+        now: u64,
+    ) -> Result<(), Ending> {
+        client.handle_input(
+            wire,
+            now,
+            plan,
+            &judge(),
+            measurements,
+            &mut Codec::default(),
+        )
+    }
+
+    /// Takes everything the client queued, as a socket that wrote it all.
+    fn written(client: &mut Client) -> Vec<u8> {
+        let bytes = client.outgoing().to_vec();
+        client.consume_outgoing(bytes.len());
+        bytes
     }
 
     /// A client through its handshake, answered by a correct server in memory.
@@ -599,30 +641,25 @@ mod tests {
         let plan = plan();
         let mut client = Client::new(0, 0, Some(0), 42);
         client.start_connecting(1_000);
-        client.handle_connected(&plan, 2_000, measurements);
-        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        client.handle_connected(&plan, 2_000, &judge(), measurements);
+        let (_, mut response) = accept(&mut client, "");
+        feed(&mut client, &plan, measurements, &mut response, 5_000).unwrap();
+        client
+    }
+
+    /// Takes the client's upgrade request; returns it and a correct server's 101 with
+    /// `headers` (each line ending in CRLF) added.
+    fn accept(client: &mut Client, headers: &str) -> (String, Vec<u8>) {
+        let request = String::from_utf8(written(client)).unwrap();
         let key = request
             .lines()
             .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
             .unwrap();
-        let len = client.outgoing().len();
-        client.consume_outgoing(len);
-        let mut response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n{headers}\r\n",
             accept_value(key.as_bytes())
-        )
-        .into_bytes();
-        client
-            .handle_input(
-                &mut response,
-                5_000,
-                &plan,
-                &judge(),
-                measurements,
-                &mut Codec::default(),
-            )
-            .unwrap();
-        client
+        );
+        (request, response.into_bytes())
     }
 
     fn server_frame(payload: &[u8]) -> Vec<u8> {
@@ -662,18 +699,9 @@ mod tests {
         let mut measurements = Measurements::default();
         let mut client = Client::new(0, 0, None, 1);
         client.start_connecting(0);
-        client.handle_connected(&plan, 1, &mut measurements);
+        client.handle_connected(&plan, 1, &judge(), &mut measurements);
         let mut response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec();
-        let ending = client
-            .handle_input(
-                &mut response,
-                2,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap_err();
+        let ending = feed(&mut client, &plan, &mut measurements, &mut response, 2).unwrap_err();
         assert_eq!(ending.reason, "handshake: HTTP 404");
     }
 
@@ -687,7 +715,7 @@ mod tests {
         for cut in 1..wire.len() {
             let mut measurements = Measurements::tracking(1000, 1);
             let mut client = open_client(&mut measurements);
-            client.open_at_start = true;
+            client.window = Some(Window::WHOLE_RUN);
             for piece in [&wire[..cut], &wire[cut..]] {
                 let mut buffer = vec![0u8; 4096];
                 let kept = client.take_pending(&mut buffer);
@@ -712,23 +740,13 @@ mod tests {
         let plan = plan();
         let mut measurements = Measurements::default();
         let mut client = open_client(&mut measurements);
-        let len = client.outgoing().len();
-        client.consume_outgoing(len);
+        written(&mut client);
         let mut wire = Vec::new();
         encode_frame(&mut wire, true, OpCode::Ping, b"abc", None);
         let mut close = Vec::new();
         encode_payload(&mut close, CloseCode::GOING_AWAY, "bye");
         encode_frame(&mut wire, true, OpCode::Close, &close, None);
-        let ending = client
-            .handle_input(
-                &mut wire,
-                1,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap_err();
+        let ending = feed(&mut client, &plan, &mut measurements, &mut wire, 1).unwrap_err();
         assert_eq!(ending.reason, "closed by server with 1001");
         assert_eq!(measurements.close_codes.get(&1001), Some(&1));
         let mut decoder = Decoder::new(Role::Server, 1024);
@@ -740,22 +758,32 @@ mod tests {
     }
 
     #[test]
+    fn a_client_that_closes_first_keeps_receiving_and_does_not_answer_the_servers_close() {
+        let plan = plan();
+        let mut measurements = Measurements::tracking(1000, 1);
+        let mut client = open_client(&mut measurements);
+        client.window = Some(Window::WHOLE_RUN);
+        written(&mut client);
+        client.queue_close(CloseCode::NORMAL);
+        written(&mut client);
+        let mut wire = server_frame(&probe(1, 0));
+        let mut close = Vec::new();
+        encode_payload(&mut close, CloseCode::NORMAL, "");
+        encode_frame(&mut wire, true, OpCode::Close, &close, None);
+        let ending = feed(&mut client, &plan, &mut measurements, &mut wire, 1).unwrap_err();
+        assert_eq!(ending.reason, "closed by server with 1000");
+        assert_eq!(measurements.received, 1);
+        assert!(client.outgoing().is_empty(), "a second close frame");
+    }
+
+    #[test]
     fn a_masked_server_frame_is_a_protocol_error_answered_with_1002() {
         let plan = plan();
         let mut measurements = Measurements::default();
         let mut client = open_client(&mut measurements);
         let mut wire = Vec::new();
         encode_frame(&mut wire, true, OpCode::Text, b"hi", Some([1, 2, 3, 4]));
-        let ending = client
-            .handle_input(
-                &mut wire,
-                1,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap_err();
+        let ending = feed(&mut client, &plan, &mut measurements, &mut wire, 1).unwrap_err();
         assert!(
             ending.reason.starts_with("server broke a rule"),
             "{ending:?}"
@@ -802,34 +830,13 @@ mod tests {
         let mut measurements = Measurements::default();
         let mut client = Client::for_plan(&plan, 12, 0, Some(3), 1);
         client.start_connecting(0);
-        client.handle_connected(&plan, 1, &mut measurements);
-        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        client.handle_connected(&plan, 1, &judge(), &mut measurements);
+        let (request, mut response) = accept(&mut client, "");
         assert!(
             request.contains("Authorization: Bearer user-12\r\n"),
             "{request}"
         );
-        let key = request
-            .lines()
-            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap()
-            .to_owned();
-        let len = client.outgoing().len();
-        client.consume_outgoing(len);
-        let mut response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            accept_value(key.as_bytes())
-        )
-        .into_bytes();
-        client
-            .handle_input(
-                &mut response,
-                5,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap();
+        feed(&mut client, &plan, &mut measurements, &mut response, 5).unwrap();
         let mut decoder = Decoder::new(Role::Server, 1024);
         let mut wire = client.outgoing().to_vec();
         let (_, event) = decoder.decode(&mut wire).unwrap();
@@ -844,28 +851,19 @@ mod tests {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut codec = Codec::default();
         let mut client = Client::new(0, 0, Some(0), 7);
-        client.open_at_start = true;
         client.start_connecting(0);
-        client.handle_connected(&plan, 1, &mut measurements);
-        let request = String::from_utf8(client.outgoing().to_vec()).unwrap();
+        client.handle_connected(&plan, 1, &judge(), &mut measurements);
+        client.window = Some(Window::WHOLE_RUN);
+        let (request, mut input) = accept(
+            &mut client,
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n",
+        );
         assert!(
             request.contains(
                 "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
             ),
             "{request}"
         );
-        let key = request
-            .lines()
-            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap()
-            .to_owned();
-        let len = client.outgoing().len();
-        client.consume_outgoing(len);
-        let mut input = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n",
-            accept_value(key.as_bytes())
-        )
-        .into_bytes();
         protocol::deflate::Deflater::new(15).encode_frame(
             &mut input,
             OpCode::Text,
@@ -917,23 +915,14 @@ mod tests {
         plan.raw = true;
         let mut measurements = Measurements::tracking(1000, 1);
         let mut client = Client::new(0, 0, None, 1);
-        client.open_at_start = true;
         client.start_connecting(0);
-        client.handle_connected(&plan, 1_000, &mut measurements);
+        client.handle_connected(&plan, 1_000, &judge(), &mut measurements);
+        client.window = Some(Window::WHOLE_RUN);
         assert_eq!(client.state, State::Open);
         let mut lines = probe(0, 0);
         lines.push(b'\n');
         lines.extend_from_slice(&probe(0, 1)[..30]);
-        client
-            .handle_input(
-                &mut lines,
-                1,
-                &plan,
-                &judge(),
-                &mut measurements,
-                &mut Codec::default(),
-            )
-            .unwrap();
+        feed(&mut client, &plan, &mut measurements, &mut lines, 1).unwrap();
         assert_eq!(measurements.received, 1);
         assert_eq!(client.pending_len(), 30);
     }

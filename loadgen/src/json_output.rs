@@ -10,11 +10,13 @@ use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
+use crate::accounting::Tally;
+use crate::packed;
 use crate::plan::RunKind;
 use crate::report::{Report, UrlFigures};
 
 /// The JSON layout's version: raised when a field changes meaning or goes away.
-pub(crate) const SCHEMA_VERSION: u64 = 2;
+pub(crate) const SCHEMA_VERSION: u64 = 3;
 
 impl Report {
     /// Every figure as JSON.
@@ -49,6 +51,7 @@ impl Report {
             fields.insert("sender_ranges".into(), json!(run.sender_ranges));
             fields.insert("total_senders".into(), json!(run.total_senders));
             fields.insert("rooms".into(), json!(run.rooms));
+            fields.insert("connection_stages".into(), json!(run.connection_stages));
         }
         let mut out = Map::new();
         out.insert("schema_version".into(), json!(SCHEMA_VERSION));
@@ -91,6 +94,7 @@ impl Report {
                 "failures": self.failures,
                 "open_at_end": self.open_at_end,
                 "lost_while_open": self.disconnects,
+                "left_as_planned": self.left_as_planned,
                 "close_codes": self.close_codes.iter().map(|(code, count)| (code.to_string(), *count)).collect::<BTreeMap<_, _>>(),
             }),
         );
@@ -132,7 +136,7 @@ impl Report {
                 "server_exited": self.resources.server_exited,
             }),
         );
-        if sends {
+        if sends && self.run.multi_process {
             out.insert("merge".into(), self.merge_json());
         }
         // Kept under its old name for readers of schema 1: the verdict's reasons.
@@ -140,9 +144,24 @@ impl Report {
         Value::Object(out)
     }
 
+    /// The JSON as written to `--json`: pretty-printed for people, except the `merge` section,
+    /// which is for `loadgen merge` and goes last on one line.
+    pub(crate) fn json_text(&self) -> String {
+        let mut json = self.json();
+        let merge = json
+            .as_object_mut()
+            .and_then(|fields| fields.remove("merge"));
+        let text = serde_json::to_string_pretty(&json).expect("json of plain values");
+        match (merge, text.strip_suffix("\n}")) {
+            (Some(merge), Some(fields)) => format!("{fields},\n  \"merge\": {merge}\n}}\n"),
+            _ => text + "\n",
+        }
+    }
+
     /// What `loadgen merge` needs to combine this report with others of the same run:
     /// histograms losslessly (HdrHistogram V2 serialized, base64), per-receiver counts, per
-    /// message arrivals, times as offsets from the schedule's start.
+    /// message arrivals, times as offsets from the schedule's start. The big arrays are packed
+    /// (`packed.rs`).
     fn merge_json(&self) -> Value {
         let data = &self.merge_data;
         let start_ns = self
@@ -155,30 +174,30 @@ impl Report {
             .shape
             .map(|shape| shape.points())
             .unwrap_or_default();
-        let receivers: Vec<Value> = data
-            .receivers
-            .iter()
-            .map(|record| {
-                json!([
-                    record.client,
-                    record.room,
-                    record.owed,
-                    record.own_sender,
-                    record.counts.duplicated,
-                    record.counts.out_of_order,
-                    record.counts.measured,
-                ])
-            })
-            .collect();
-        let mut arrivals = Vec::with_capacity(data.arrivals.len() * 4);
-        for &count in &data.arrivals {
-            arrivals.extend_from_slice(&(count as u32).to_le_bytes());
-        }
-        let mut last_arrivals = Vec::with_capacity(data.last_arrival_ns.len() * 8);
-        for &last in &data.last_arrival_ns {
-            let value = if last == 0 { 0 } else { offset(last).max(1) };
-            last_arrivals.extend_from_slice(&value.to_le_bytes());
-        }
+        let receivers = data.receivers.iter().flat_map(|record| {
+            let counts = &record.counts;
+            [
+                u64::from(record.client),
+                u64::from(record.identity.room),
+                record.identity.target as u64,
+                u64::from(record.identity.window.is_some()),
+                record.identity.window.map_or(0, |window| window.from_ns),
+                record.identity.window.map_or(0, |window| window.until_ns),
+                record
+                    .identity
+                    .own_sender
+                    .map_or(0, |sender| u64::from(sender) + 1),
+                counts.duplicated,
+                counts.out_of_order,
+                counts.measured.len() as u64,
+            ]
+            .into_iter()
+            .chain(counts.measured.iter().copied())
+        });
+        let last_arrivals =
+            data.last_arrival_ns
+                .iter()
+                .map(|&last| if last == 0 { 0 } else { offset(last).max(1) });
         json!({
             "run_id": format!("{:08x}", self.run.run_id),
             "sender_ranges": self.run.sender_ranges,
@@ -193,10 +212,11 @@ impl Report {
                 "upgrade": serialized(&self.upgrade),
                 "send_lag": serialized(&self.send_lag),
             },
-            "sent_by_sender": data.sent_by_sender.iter().map(|(sender, count)| (sender.to_string(), *count)).collect::<BTreeMap<_, _>>(),
-            "receivers": receivers,
-            "arrivals_u32_le": BASE64.encode(arrivals),
-            "last_arrival_offset_ns_u64_le": BASE64.encode(last_arrivals),
+            "sent_by_sender_packed": packed::pack(data.sent_by_sender.iter().flat_map(|(&sender, &count)| [u64::from(sender), count])),
+            "receivers": data.receivers.len(),
+            "receivers_packed": packed::pack(receivers),
+            "arrivals_packed": packed::pack(data.arrivals.iter().copied()),
+            "last_arrival_offset_ns_packed": packed::pack(last_arrivals),
             "last_delivery_offset_ns": offset(data.last_delivery_ns),
             "stopped_offset_ns": offset(self.timeline.stopped_ns),
             "halted_offset_ns": self.timeline.halted_ns.map(offset),
@@ -205,7 +225,42 @@ impl Report {
             "multi_probe_messages": self.multi_probe,
             "foreign_probes": self.foreign,
             "open_at_end": self.open_at_end,
+            "outside_membership": self.outside_membership,
+            "left_as_planned": self.left_as_planned,
+            "per_url": self.per_url_merge_json(),
+            "intervals": self.run.interval_s.map(|interval_s| json!({
+                "interval_s": interval_s,
+                "delivered_packed": packed::pack(self.intervals.iter().map(|row| row.delivered)),
+                "open_connections_packed": packed::pack(self.timeline.open_by_interval.iter().copied()),
+                "latency": data.interval_latency.iter().map(serialized).collect::<Vec<_>>(),
+            })),
         })
+    }
+
+    /// Per URL, what merging needs to give per-URL figures: with one URL, the totals are its.
+    fn per_url_merge_json(&self) -> Vec<Value> {
+        if self.per_url.is_empty() {
+            let url = self.run.urls.first().cloned().unwrap_or_default();
+            return vec![json!({
+                "url": url,
+                "delivery": serialized(&self.delivery),
+                "handshake": serialized(&self.handshake),
+                "failed": self.failures.values().sum::<u64>(),
+                "disconnected": self.disconnects.values().sum::<u64>(),
+            })];
+        }
+        self.per_url
+            .iter()
+            .map(|figures| {
+                json!({
+                    "url": figures.url,
+                    "delivery": serialized(&figures.delivery),
+                    "handshake": serialized(&figures.handshake),
+                    "failed": figures.failed,
+                    "disconnected": figures.disconnected,
+                })
+            })
+            .collect()
     }
 
     fn url_json(&self, figures: &UrlFigures) -> Value {
@@ -219,17 +274,7 @@ impl Report {
         if self.run.kind.sends() {
             let fields = entry.as_object_mut().expect("an object");
             let tally = &figures.tally;
-            fields.insert(
-                "deliveries".into(),
-                json!({
-                    "expected": tally.expected,
-                    "received": tally.received,
-                    "lost": tally.lost,
-                    "duplicated": tally.duplicated,
-                    "out_of_order": tally.out_of_order,
-                    "unexpected": tally.unexpected,
-                }),
-            );
+            fields.insert("deliveries".into(), Value::Object(tally_json(tally)));
             fields.insert(
                 "delivery_latency_us".into(),
                 histogram_json(&figures.delivery),
@@ -239,7 +284,6 @@ impl Report {
     }
 
     fn insert_sending(&self, out: &mut Map<String, Value>) {
-        let tally = &self.tally;
         out.insert(
             "messages".into(),
             json!({
@@ -250,38 +294,29 @@ impl Report {
                 "senders_lost": self.senders_lost,
             }),
         );
-        let mut deliveries = json!({
-            "expected": tally.expected,
-            "received": tally.received,
-            "lost": tally.lost,
-            "duplicated": tally.duplicated,
-            "out_of_order": tally.out_of_order,
-            "unexpected": tally.unexpected,
+        let mut deliveries = tally_json(&self.tally);
+        deliveries.extend(json_fields(json!({
             "undelivered_at_end": self.undelivered,
             "non_probe_messages": self.non_probe,
             "multi_probe_messages": self.multi_probe,
             "foreign_probes": self.foreign,
             "from_other_processes": self.other_process_deliveries,
+            "outside_membership": self.outside_membership,
             "per_second": self.deliveries_per_second(),
             "elapsed_s": self.delivery_elapsed_s,
             "receivers": self.receivers,
             "receivers_with_loss": self.receivers_with_loss,
-            "per_receiver": self.anomalies.iter().map(|(client, tally)| json!({
-                "client": client,
-                "expected": tally.expected,
-                "received": tally.received,
-                "lost": tally.lost,
-                "duplicated": tally.duplicated,
-                "out_of_order": tally.out_of_order,
-                "unexpected": tally.unexpected,
-            })).collect::<Vec<_>>(),
-        });
+            "per_receiver": self.anomalies.iter().map(|(client, tally)| {
+                let mut entry = json_fields(json!({ "client": client }));
+                entry.extend(tally_json(tally));
+                entry
+            }).collect::<Vec<_>>(),
+        })));
         if self.run.kind == RunKind::Fanout {
-            let fields = deliveries.as_object_mut().expect("an object");
-            fields.insert("self_echo".into(), json!(self.self_echo));
-            fields.insert("self_echo_source".into(), json!(self.self_echo_source));
+            deliveries.insert("self_echo".into(), json!(self.self_echo));
+            deliveries.insert("self_echo_source".into(), json!(self.self_echo_source));
         }
-        out.insert("deliveries".into(), deliveries);
+        out.insert("deliveries".into(), Value::Object(deliveries));
         out.insert("delivery_latency_us".into(), histogram_json(&self.delivery));
         let mut bounded = histogram_json(&self.delivery_with_undelivered);
         if let Some(fields) = bounded.as_object_mut() {
@@ -355,6 +390,26 @@ impl Report {
         } else {
             hgrm(&self.handshake)
         }
+    }
+}
+
+/// A receiver's (or a sum of receivers') accounting.
+fn tally_json(tally: &Tally) -> Map<String, Value> {
+    json_fields(json!({
+        "expected": tally.expected,
+        "received": tally.received,
+        "lost": tally.lost,
+        "duplicated": tally.duplicated,
+        "out_of_order": tally.out_of_order,
+        "unexpected": tally.unexpected,
+    }))
+}
+
+/// The fields of a JSON object made with `json!({...})`.
+fn json_fields(object: Value) -> Map<String, Value> {
+    match object {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
     }
 }
 

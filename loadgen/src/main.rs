@@ -15,8 +15,10 @@ mod json_output;
 mod limits;
 mod measurements;
 mod merge;
+mod packed;
 mod plan;
 mod probe;
+mod ramp;
 mod report;
 mod schedule;
 mod setup;
@@ -121,6 +123,7 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
         connected: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         disconnected: AtomicU64::new(0),
+        left: AtomicU64::new(0),
         sent: AtomicU64::new(0),
         received: AtomicU64::new(0),
         start_ns: AtomicU64::new(0),
@@ -164,15 +167,16 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
             .collect::<Result<Vec<_>, _>>()
     };
 
-    // Ramp: wait until every client is connected or has failed.
-    let ramp_limit = Duration::from_secs_f64(f64::from(clients) / plan.connect_rate)
+    // Ramp: wait until every client due before the run is connected or has failed.
+    let initial_clients = plan.initial_clients(clients);
+    let ramp_limit = Duration::from_secs_f64(f64::from(initial_clients) / plan.connect_rate)
         + Duration::from_nanos(plan.connect_timeout_ns)
         + Duration::from_secs(1);
     progress.enter("connecting", ramp_limit);
     let ramp_end = Instant::now() + ramp_limit;
     loop {
         let done = shared.connected.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed);
-        if done >= u64::from(clients)
+        if done >= u64::from(initial_clients)
             || Instant::now() >= ramp_end
             || interrupted.load(Ordering::Relaxed)
         {
@@ -261,8 +265,7 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
         };
         let elapsed = shared.clock.now_ns().saturating_sub(schedule.start_ns);
         let completed = (elapsed / plan.interval_ns) as usize;
-        let open =
-            shared.connected.load(Ordering::Relaxed) - shared.disconnected.load(Ordering::Relaxed);
+        let open = shared.open();
         while open_by_interval.len() < completed.min(measurements::MAX_INTERVALS) {
             open_by_interval.push(open);
         }
@@ -341,8 +344,7 @@ fn run(setup: Setup, interrupted: &AtomicBool) -> Result<u8, String> {
     let report = Report::merge(description, timeline, results, resources);
     print!("{}", report.table());
     if let Some(path) = &common.json {
-        let text = serde_json::to_string_pretty(&report.json()).expect("json of plain values");
-        std::fs::write(path, text + "\n")
+        std::fs::write(path, report.json_text())
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     }
     if let Some(path) = &report.run.csv {
@@ -396,16 +398,16 @@ impl Progress {
             })
             .unwrap_or_else(|| "-".to_owned());
         let shared = &self.shared;
-        let dropped = shared.disconnected.load(Ordering::Relaxed);
+        let left = shared.left.load(Ordering::Relaxed);
         eprintln!(
-            "[{now:>4}s] {} {:.0}/{:.0}s | connections open {}/{}, failed {}, dropped {} | messages sent {}, deliveries {} | p99 last second {p99}",
+            "[{now:>4}s] {} {:.0}/{:.0}s | connections open {}/{}, failed {}, dropped {}, left {left} | messages sent {}, deliveries {} | p99 last second {p99}",
             self.phase,
             self.phase_started.elapsed().as_secs_f64().min(self.phase_length.as_secs_f64()),
             self.phase_length.as_secs_f64(),
-            shared.connected.load(Ordering::Relaxed) - dropped,
+            shared.open(),
             self.clients,
             shared.failed.load(Ordering::Relaxed),
-            dropped,
+            shared.disconnected.load(Ordering::Relaxed),
             shared.sent.load(Ordering::Relaxed),
             shared.received.load(Ordering::Relaxed),
         );

@@ -30,17 +30,89 @@ pub(crate) struct Judge {
     pub expect_self: Option<bool>,
 }
 
-/// The receiving client, as far as recording is concerned.
-#[derive(Debug)]
-pub(crate) struct Receiver<'a> {
+/// The messages a receiver is owed: those intended in `[from_ns, until_ns)`, offsets from
+/// the schedule's start. A receiver open when sending started is owed the whole run; one that
+/// joins later (`--connection-stages`, or a late handshake) from [`JOIN_GRACE_NS`] after its
+/// handshake completed; one that leaves as planned until [`LEAVE_GRACE_NS`] before it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// The first intended time owed.
+    pub from_ns: u64,
+    /// The first intended time no longer owed (`u64::MAX`: the end of the run).
+    pub until_ns: u64,
+}
+
+/// A server may put a client in its room a little after sending the 101 (after a join
+/// message, or on its next loop turn): messages intended this soon after the handshake
+/// completed are not owed to a receiver that joined during the run.
+pub(crate) const JOIN_GRACE_NS: u64 = 100_000_000;
+/// A message intended this soon before a receiver's planned leave may reach the server after
+/// its close frame: it is not owed.
+pub(crate) const LEAVE_GRACE_NS: u64 = 100_000_000;
+
+impl Window {
+    /// Owed every message of the run.
+    pub(crate) const WHOLE_RUN: Window = Window {
+        from_ns: 0,
+        until_ns: u64::MAX,
+    };
+
+    /// The window of a receiver whose handshake completed at `joined_ns` (`None`: before
+    /// sending started) and that leaves at `leave_ns`, if it does; offsets from the
+    /// schedule's start.
+    pub(crate) fn of_member(joined_ns: Option<u64>, leave_ns: Option<u64>) -> Window {
+        let from_ns = joined_ns.map_or(0, |joined| joined.saturating_add(JOIN_GRACE_NS));
+        let until_ns = leave_ns.map_or(u64::MAX, |leave| leave.saturating_sub(LEAVE_GRACE_NS));
+        Window {
+            from_ns,
+            until_ns: until_ns.max(from_ns),
+        }
+    }
+
+    /// Whether a message intended at `offset_ns` is owed.
+    pub(crate) fn contains(&self, offset_ns: u64) -> bool {
+        (self.from_ns..self.until_ns).contains(&offset_ns)
+    }
+}
+
+#[cfg(test)]
+impl Judge {
+    /// A fanout run of `run_id`: 1,000 messages a second for a second from time 0, two
+    /// senders, one room.
+    pub(crate) fn for_tests(run_id: u32) -> Judge {
+        Judge {
+            schedule: Some(Schedule::new(
+                0,
+                crate::schedule::Shape::constant(1000.0, 1.0),
+                2,
+                0.0,
+            )),
+            echo: false,
+            run_id,
+            rooms: 1,
+            expect_self: None,
+        }
+    }
+}
+
+/// Who a receiver is, as far as what it is owed goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReceiverIdentity {
     /// Its sender index, if it sends.
     pub own_sender: Option<u32>,
     /// Its room.
     pub room: u32,
     /// Which target (URL) it is connected to.
     pub target: usize,
-    /// Whether it was open when sending started, so that deliveries are owed to it.
-    pub owed: bool,
+    /// The messages owed to it; `None`: none (it never opened while messages were sent).
+    pub window: Option<Window>,
+}
+
+/// The receiving client, as far as recording is concerned.
+#[derive(Debug)]
+pub(crate) struct Receiver<'a> {
+    /// Who it is.
+    pub identity: ReceiverIdentity,
     /// What it has seen.
     pub book: &'a mut ReceiverBook,
 }
@@ -50,14 +122,8 @@ pub(crate) struct Receiver<'a> {
 pub(crate) struct ReceiverRecord {
     /// Global client number.
     pub client: u32,
-    /// Its room.
-    pub room: u32,
-    /// Which target (URL) it connected to.
-    pub target: usize,
-    /// Its sender index, if it sends.
-    pub own_sender: Option<u32>,
-    /// Whether it was open when sending started.
-    pub owed: bool,
+    /// Who it is.
+    pub identity: ReceiverIdentity,
     /// What it saw, reduced to what settling needs.
     pub counts: ReceiverCounts,
 }
@@ -142,6 +208,10 @@ pub(crate) struct Measurements {
     pub foreign: u64,
     /// Deliveries of a sender's own probes to itself.
     pub self_deliveries: u64,
+    /// First copies of messages intended outside their receiver's membership window.
+    pub outside_membership: u64,
+    /// Receivers that left as planned (`--connection-stages`).
+    pub left: u64,
     /// Failed connections, by reason.
     pub failures: BTreeMap<String, u64>,
     /// Close codes received from the server.
@@ -191,6 +261,8 @@ impl Default for Measurements {
             multi_probe: 0,
             foreign: 0,
             self_deliveries: 0,
+            outside_membership: 0,
+            left: 0,
             failures: BTreeMap::new(),
             close_codes: BTreeMap::new(),
             protocol_errors: BTreeMap::new(),
@@ -260,7 +332,7 @@ impl Measurements {
             self.foreign += 1;
             return;
         };
-        let own = receiver.own_sender == Some(probe.sender);
+        let own = receiver.identity.own_sender == Some(probe.sender);
         if probe.run != judge.run_id || (judge.echo && !own) || probe.sender >= schedule.senders {
             self.foreign += 1;
             return;
@@ -275,8 +347,19 @@ impl Measurements {
         }
         let measured = !schedule.is_warmup(n);
         let slot = if judge.echo { 0 } else { probe.sender as usize };
-        let verdict = receiver.book.record(slot, probe.sequence, measured);
+        let outside = receiver
+            .identity
+            .window
+            .is_some_and(|window| !window.contains(probe.intended_ns));
+        let verdict = receiver
+            .book
+            .record(slot, probe.sequence, measured && !outside);
         if verdict == Verdict::Duplicate {
+            return;
+        }
+        if outside {
+            // Sent while the receiver was joining or leaving: neither owed nor unexpected.
+            self.outside_membership += u64::from(measured);
             return;
         }
         // The probe carries its intended time from the schedule's start, so that processes
@@ -300,7 +383,7 @@ impl Measurements {
         if measured {
             self.delivery.saturating_record(latency_us);
             self.progress.saturating_record(latency_us);
-            if let Some(per_target) = self.per_target.get_mut(receiver.target) {
+            if let Some(per_target) = self.per_target.get_mut(receiver.identity.target) {
                 per_target.delivery.saturating_record(latency_us);
             }
             self.received += 1;
@@ -308,8 +391,8 @@ impl Measurements {
         } else {
             self.delivery_warmup.saturating_record(latency_us);
         }
-        let owed_here = receiver.owed
-            && (judge.echo || probe.sender % judge.rooms.max(1) == receiver.room)
+        let owed_here = receiver.identity.window.is_some()
+            && (judge.echo || probe.sender % judge.rooms.max(1) == receiver.identity.room)
             && !(own && judge.expect_self == Some(false));
         if owed_here {
             if let Some(count) = self.arrivals.get_mut(n as usize) {
@@ -327,17 +410,19 @@ mod tests {
     use crate::probe::Probe;
 
     fn judge() -> Judge {
-        Judge {
-            schedule: Some(Schedule::new(
-                0,
-                crate::schedule::Shape::constant(1000.0, 1.0),
-                2,
-                0.0,
-            )),
-            echo: false,
-            run_id: 7,
-            rooms: 1,
-            expect_self: None,
+        Judge::for_tests(7)
+    }
+
+    /// A receiver in room 0 that sends nothing, owed what `window` holds.
+    fn receiver_of(book: &mut ReceiverBook, window: Window) -> Receiver<'_> {
+        Receiver {
+            identity: ReceiverIdentity {
+                own_sender: None,
+                room: 0,
+                target: 0,
+                window: Some(window),
+            },
+            book,
         }
     }
 
@@ -357,13 +442,7 @@ mod tests {
     fn a_batched_message_records_each_probe_and_counts_the_batch() {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
-        let mut receiver = Receiver {
-            own_sender: None,
-            room: 0,
-            target: 0,
-            owed: true,
-            book: &mut book,
-        };
+        let mut receiver = receiver_of(&mut book, Window::WHOLE_RUN);
         let mut message = probe_bytes(7, 0, 0);
         message.push(b'\n');
         message.extend_from_slice(&probe_bytes(7, 1, 0));
@@ -381,16 +460,49 @@ mod tests {
     }
 
     #[test]
+    fn a_receiver_is_owed_only_what_was_sent_while_it_was_a_member() {
+        // Joined 200 ms into the run, leaves at 600 ms: owed 300 ms to 500 ms.
+        let window = Window::of_member(Some(200_000_000), Some(600_000_000));
+        assert_eq!(
+            (window.from_ns, window.until_ns),
+            (300_000_000, 500_000_000)
+        );
+        assert_eq!(Window::of_member(None, None), Window::WHOLE_RUN);
+        let mut measurements = Measurements::tracking(1000, 1);
+        let mut book = ReceiverBook::default();
+        let mut receiver = receiver_of(&mut book, window);
+        let judge = judge();
+        for (sequence, intended_ns) in [(0, 250_000_000), (1, 300_000_000), (2, 550_000_000)] {
+            let mut bytes = vec![0u8; 64];
+            Probe {
+                run: 7,
+                sender: 0,
+                sequence,
+                intended_ns,
+            }
+            .write(&mut bytes);
+            measurements.record_message(&judge, &mut receiver, &bytes, 700_000_000);
+            measurements.record_message(&judge, &mut receiver, &bytes, 700_000_000);
+        }
+        assert_eq!(measurements.outside_membership, 2);
+        assert_eq!(measurements.received, 1);
+        assert_eq!(measurements.arrivals.iter().sum::<u32>(), 1);
+        // A second copy is a duplicate wherever the first one was.
+        let tally = book.settle(&[crate::accounting::Owed {
+            sender: 0,
+            messages: 1,
+        }]);
+        assert_eq!(
+            (tally.received, tally.unexpected, tally.duplicated),
+            (1, 0, 3)
+        );
+    }
+
+    #[test]
     fn probes_beyond_the_schedule_are_foreign_not_an_allocation() {
         let mut measurements = Measurements::tracking(1000, 1);
         let mut book = ReceiverBook::default();
-        let mut receiver = Receiver {
-            own_sender: None,
-            room: 0,
-            target: 0,
-            owed: true,
-            book: &mut book,
-        };
+        let mut receiver = receiver_of(&mut book, Window::WHOLE_RUN);
         let bytes = probe_bytes(7, 0, u64::MAX / 2);
         measurements.record_message(&judge(), &mut receiver, &bytes, 1);
         let bytes = probe_bytes(7, 99, 0);

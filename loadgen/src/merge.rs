@@ -2,8 +2,10 @@
 //! `--json` carries what merging needs (`merge` in the JSON): histograms in HdrHistogram's V2
 //! form, so that they merge exactly; messages sent per sender; every receiver's counts per
 //! sender; per message the arrivals and the last arrival, as offsets from the schedule's start
-//! (the processes shared it with `--start-at`). The merged report is settled by the same code
-//! as a single process's, so it says what one process of the same total size would have said.
+//! (the processes shared it with `--start-at`); per URL its histograms; per interval its
+//! latency histogram. The merged report is settled by the same code as a single process's, so
+//! it says what one process of the same total size would have said, per URL and per interval
+//! too.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,16 +18,23 @@ use serde_json::Value;
 
 use crate::accounting::ReceiverCounts;
 use crate::cli::{FailOn, MergeArgs};
-use crate::measurements::{Measurements, ReceiverRecord};
+use crate::measurements::{
+    IntervalMeasurements, Measurements, ReceiverIdentity, ReceiverRecord, TargetMeasurements,
+    Window,
+};
 use crate::plan::RunKind;
 use crate::report::{Report, Resources, RunDescription, Timeline};
 use crate::schedule::{Schedule, Shape};
-use crate::{limits, verdict};
+use crate::{limits, packed, verdict};
 
 /// Runs `loadgen merge`; returns the exit status.
 pub(crate) fn run(args: MergeArgs, command_line: Vec<String>) -> Result<u8, (u8, String)> {
     let usage = |message: String| (verdict::EXIT_USAGE, message);
-    for (option, path) in [("--json", &args.json), ("--hgrm", &args.hgrm)] {
+    for (option, path) in [
+        ("--json", &args.json),
+        ("--hgrm", &args.hgrm),
+        ("--csv", &args.csv),
+    ] {
         if let Some(path) = path {
             limits::check_output(option, path).map_err(usage)?;
         }
@@ -37,15 +46,23 @@ pub(crate) fn run(args: MergeArgs, command_line: Vec<String>) -> Result<u8, (u8,
         .collect::<Result<_, _>>()
         .map_err(usage)?;
     let report = merge(&reports, &args, command_line).map_err(usage)?;
+    if args.csv.is_some() && report.run.interval_s.is_none() {
+        return Err(usage(
+            "--csv: the reports have no intervals to merge (run each process with the same --interval)".into(),
+        ));
+    }
     print!("{}", report.table());
     let failed = |message: String| (verdict::EXIT_RUN_FAILED, message);
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.json()).expect("json of plain values");
-        std::fs::write(path, text + "\n")
+        std::fs::write(path, report.json_text())
             .map_err(|error| failed(format!("cannot write {}: {error}", path.display())))?;
     }
     if let Some(path) = &args.hgrm {
         std::fs::write(path, report.hgrm())
+            .map_err(|error| failed(format!("cannot write {}: {error}", path.display())))?;
+    }
+    if let Some(path) = &args.csv {
+        std::fs::write(path, report.csv())
             .map_err(|error| failed(format!("cannot write {}: {error}", path.display())))?;
     }
     Ok(report.exit_code())
@@ -58,7 +75,7 @@ fn read(path: &Path) -> Result<Value, String> {
         .map_err(|error| format!("{}: not JSON: {error}", path.display()))?;
     if json["merge"].is_null() {
         return Err(format!(
-            "{}: no `merge` section (a fanout or echo report of loadgen schema 2 or later)",
+            "{}: no `merge` section (a fanout or echo report of loadgen schema 3 or later, run with --total-senders as one process of several)",
             path.display()
         ));
     }
@@ -82,10 +99,11 @@ fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Resu
         }
         if merge["shape"] != shape_json
             || merge["total_senders"] != first["merge"]["total_senders"]
+            || merge["start_at_unix_ms"] != first["merge"]["start_at_unix_ms"]
             || report["run"]["kind"] != first["run"]["kind"]
         {
             return Err(format!(
-                "report {} has another schedule than report 1 (same --rate or --stages, --duration, --warmup, --total-senders and subcommand for every process)",
+                "report {} has another schedule than report 1 (same --rate or --stages, --duration, --warmup, --total-senders, --start-at and subcommand for every process)",
                 index + 1
             ));
         }
@@ -112,6 +130,33 @@ fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Resu
     // Every process's schedule starts at offset 0 of the merged timeline.
     let schedule = Schedule::new(0, shape, total_senders, warmup_s);
 
+    // Per URL: every URL of every report, in the order first seen; figures matched by URL.
+    let mut urls: Vec<String> = Vec::new();
+    for report in reports {
+        for entry in report["merge"]["per_url"].as_array().into_iter().flatten() {
+            let url = entry["url"].as_str().unwrap_or("").to_owned();
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+    }
+    // Intervals: the processes share the schedule's start (`--start-at`), so interval `i` is
+    // the same stretch of wall-clock time in each; merged when all have the same length.
+    let interval_lengths: Vec<Option<f64>> = reports
+        .iter()
+        .map(|report| report["merge"]["intervals"]["interval_s"].as_f64())
+        .collect();
+    let interval_s = match interval_lengths[0] {
+        Some(length) if interval_lengths.iter().all(|other| *other == Some(length)) => Some(length),
+        None if interval_lengths.iter().all(Option::is_none) => None,
+        _ => {
+            eprintln!("loadgen merge: the reports have different --interval lengths (or some none): intervals not merged");
+            None
+        }
+    };
+    let interval_ns = interval_s.map_or(0, |seconds| (seconds * 1e9).round() as u64);
+    let mut open_by_interval: Vec<u64> = Vec::new();
+
     let mut measurements = Vec::new();
     let mut sender_ranges = Vec::new();
     let mut clients = 0;
@@ -134,19 +179,30 @@ fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Resu
         if let Some(halt) = merge["halted_offset_ns"].as_u64() {
             halted_ns = Some(halted_ns.map_or(halt, |earlier: u64| earlier.min(halt)));
         }
-        measurements.push(measurements_of(report)?);
+        if interval_ns > 0 {
+            let open = packed::unpack(
+                merge["intervals"]["open_connections_packed"]
+                    .as_str()
+                    .unwrap_or(""),
+            )
+            .map_err(|error| format!("intervals.open_connections_packed: {error}"))?;
+            // An interval counts only where every process sampled it.
+            let first_report = measurements.is_empty();
+            if first_report {
+                open_by_interval = open;
+            } else {
+                open_by_interval.truncate(open.len());
+                for (sum, count) in open_by_interval.iter_mut().zip(open) {
+                    *sum += count;
+                }
+            }
+        }
+        measurements.push(measurements_of(report, &urls, interval_ns)?);
     }
     sender_ranges.sort_unstable();
     let description = RunDescription {
         kind,
-        urls: first["run"]["urls"]
-            .as_array()
-            .map(|urls| {
-                urls.iter()
-                    .filter_map(|u| u.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        urls,
         clients: clients as u32,
         senders: sender_ranges.iter().map(|(first, end)| end - first).sum(),
         sender_ranges,
@@ -163,8 +219,11 @@ fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Resu
         duration_s: float(&first["run"]["duration_s"]),
         warmup_s,
         stages: first["run"]["stages"].as_str().map(str::to_owned),
-        interval_s: None,
-        csv: None,
+        connection_stages: first["run"]["connection_stages"]
+            .as_str()
+            .map(str::to_owned),
+        interval_s,
+        csv: args.csv.clone(),
         after_s: float(&first["run"]["drain_s"]),
         threads,
         rooms: number(&first["run"]["rooms"]).max(1) as u32,
@@ -178,11 +237,12 @@ fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Resu
             .filter_map(|report| report["loadgen"]["started_at_unix_ms"].as_u64())
             .min()
             .unwrap_or(0),
+        multi_process: true,
         thresholds: args.thresholds.clone(),
         fail_on_invalid: args.fail_on == Some(FailOn::Invalid),
     };
     let timeline = Timeline {
-        open_by_interval: Vec::new(),
+        open_by_interval,
         schedule: Some(schedule),
         halted_ns,
         stopped_ns,
@@ -196,48 +256,83 @@ fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Resu
     ))
 }
 
-/// One process's report as the measurements a worker would have handed over.
-fn measurements_of(report: &Value) -> Result<Measurements, String> {
+/// A histogram from its HdrHistogram V2 serialized form in base64.
+fn histogram_of(value: &Value, what: &str) -> Result<Histogram<u64>, String> {
+    let bytes = BASE64
+        .decode(value.as_str().unwrap_or(""))
+        .map_err(|error| format!("histogram {what}: {error}"))?;
+    Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .map_err(|error| format!("histogram {what}: {error:?}"))
+}
+
+/// One process's report as the measurements a worker would have handed over, its per-URL
+/// figures placed at the merged report's `urls` and its intervals (when `interval_ns` is not
+/// 0) as measured.
+fn measurements_of(
+    report: &Value,
+    urls: &[String],
+    interval_ns: u64,
+) -> Result<Measurements, String> {
     let merge = &report["merge"];
-    let histograms = &merge["histograms"];
-    let histogram = |name: &str| -> Result<Histogram<u64>, String> {
-        let bytes = BASE64
-            .decode(histograms[name].as_str().unwrap_or(""))
-            .map_err(|error| format!("histogram {name}: {error}"))?;
-        Deserializer::new()
-            .deserialize(&mut &bytes[..])
-            .map_err(|error| format!("histogram {name}: {error:?}"))
+    let histogram = |name: &str| histogram_of(&merge["histograms"][name], name);
+    let packed = |name: &str| -> Result<Vec<u64>, String> {
+        packed::unpack(merge[name].as_str().unwrap_or(""))
+            .map_err(|error| format!("{name}: {error}"))
     };
-    let arrivals_bytes = BASE64
-        .decode(merge["arrivals_u32_le"].as_str().unwrap_or(""))
-        .map_err(|error| format!("arrivals: {error}"))?;
-    let last_bytes = BASE64
-        .decode(
-            merge["last_arrival_offset_ns_u64_le"]
+    let mut receivers = receivers_of(&packed("receivers_packed")?)
+        .ok_or("receivers_packed: the rows are cut off")?;
+    // This report's URL number `i` is the merged report's `url_index[i]`.
+    let mut url_index = Vec::new();
+    let mut per_target: Vec<TargetMeasurements> = if urls.len() > 1 {
+        urls.iter().map(|_| TargetMeasurements::default()).collect()
+    } else {
+        Vec::new()
+    };
+    for entry in merge["per_url"].as_array().into_iter().flatten() {
+        let url = entry["url"].as_str().unwrap_or("");
+        let index = urls.iter().position(|known| known == url).unwrap_or(0);
+        url_index.push(index);
+        if let Some(target) = per_target.get_mut(index) {
+            let _ = target
+                .delivery
+                .add(histogram_of(&entry["delivery"], "per_url.delivery")?);
+            let _ = target
+                .handshake
+                .add(histogram_of(&entry["handshake"], "per_url.handshake")?);
+            target.failed += number(&entry["failed"]);
+            target.disconnected += number(&entry["disconnected"]);
+        }
+    }
+    for record in &mut receivers {
+        record.identity.target = url_index.get(record.identity.target).copied().unwrap_or(0);
+    }
+    let mut intervals = Vec::new();
+    if interval_ns > 0 {
+        let delivered = packed::unpack(
+            merge["intervals"]["delivered_packed"]
                 .as_str()
                 .unwrap_or(""),
         )
-        .map_err(|error| format!("last arrivals: {error}"))?;
-    let mut receivers = Vec::new();
-    for entry in merge["receivers"].as_array().into_iter().flatten() {
-        receivers.push(ReceiverRecord {
-            client: number(&entry[0]) as u32,
-            room: number(&entry[1]) as u32,
-            target: 0,
-            owed: entry[2].as_bool().unwrap_or(false),
-            own_sender: entry[3].as_u64().map(|sender| sender as u32),
-            counts: ReceiverCounts {
-                duplicated: number(&entry[4]),
-                out_of_order: number(&entry[5]),
-                measured: entry[6]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(number)
-                    .collect(),
-            },
-        });
+        .map_err(|error| format!("intervals.delivered_packed: {error}"))?;
+        let latency = merge["intervals"]["latency"].as_array();
+        for (index, delivered) in delivered.into_iter().enumerate() {
+            let latency = latency
+                .and_then(|all| all.get(index))
+                .unwrap_or(&Value::Null);
+            intervals.push(IntervalMeasurements {
+                delivered,
+                latency: histogram_of(latency, "intervals.latency")?,
+            });
+        }
     }
+    if receivers.len() as u64 != number(&merge["receivers"]) {
+        return Err("receivers_packed: not as many receivers as the report says".into());
+    }
+    let sent_by_sender = packed("sent_by_sender_packed")?
+        .chunks_exact(2)
+        .map(|pair| (pair[0] as u32, pair[1]))
+        .collect();
     let counts = |value: &Value| -> BTreeMap<String, u64> {
         value
             .as_object()
@@ -253,20 +348,12 @@ fn measurements_of(report: &Value) -> Result<Measurements, String> {
         tls_handshake: histogram("tls_handshake")?,
         upgrade: histogram("upgrade")?,
         send_lag: histogram("send_lag")?,
-        arrivals: arrivals_bytes
-            .chunks_exact(4)
-            .map(|chunk| u32::from_le_bytes(chunk.try_into().expect("4 bytes")))
-            .collect(),
-        last_arrival_ns: last_bytes
-            .chunks_exact(8)
-            .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
-            .collect(),
-        sent_by_sender: merge["sent_by_sender"]
-            .as_object()
+        arrivals: packed("arrivals_packed")?
             .into_iter()
-            .flatten()
-            .filter_map(|(sender, count)| Some((sender.parse().ok()?, number(count))))
+            .map(|count| count.min(u64::from(u32::MAX)) as u32)
             .collect(),
+        last_arrival_ns: packed("last_arrival_offset_ns_packed")?,
+        sent_by_sender,
         last_delivery_ns: number(&merge["last_delivery_offset_ns"]),
         non_probe: number(&merge["non_probe_messages"]),
         multi_probe: number(&merge["multi_probe_messages"]),
@@ -280,14 +367,50 @@ fn measurements_of(report: &Value) -> Result<Measurements, String> {
         protocol_errors: counts(&report["server_protocol_errors"]),
         disconnects: counts(&report["connections"]["lost_while_open"]),
         open_at_end: number(&merge["open_at_end"]),
+        outside_membership: number(&merge["outside_membership"]),
+        left: number(&merge["left_as_planned"]),
         compressed_connections: number(&report["bytes"]["compressed_connections"]),
         wire_bytes_received: number(&report["bytes"]["received_wire"]),
         payload_bytes_received: number(&report["bytes"]["received_payload"]),
         wire_bytes_sent: number(&report["bytes"]["sent_wire"]),
         payload_bytes_sent: number(&report["bytes"]["sent_payload"]),
         receivers,
+        per_target,
+        interval_ns,
+        intervals,
         ..Measurements::default()
     })
+}
+
+/// Receivers from their packed rows: client, room, URL number, whether it is owed anything (0/1), the
+/// window of intended times owed (from, until), own sender + 1 (0: none), duplicated, out of
+/// order, the number of sender slots, first copies per slot. `None` when the rows are cut off.
+fn receivers_of(values: &[u64]) -> Option<Vec<ReceiverRecord>> {
+    let mut receivers = Vec::new();
+    let mut rest = values;
+    while !rest.is_empty() {
+        let (head, tail) = rest.split_at_checked(10)?;
+        let (measured, tail) = tail.split_at_checked(usize::try_from(head[9]).ok()?)?;
+        receivers.push(ReceiverRecord {
+            client: head[0] as u32,
+            identity: ReceiverIdentity {
+                room: head[1] as u32,
+                target: head[2] as usize,
+                window: (head[3] != 0).then_some(Window {
+                    from_ns: head[4],
+                    until_ns: head[5].max(head[4]),
+                }),
+                own_sender: head[6].checked_sub(1).map(|sender| sender as u32),
+            },
+            counts: ReceiverCounts {
+                duplicated: head[7],
+                out_of_order: head[8],
+                measured: measured.to_vec(),
+            },
+        });
+        rest = tail;
+    }
+    Some(receivers)
 }
 
 fn number(value: &Value) -> u64 {

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use crate::ramp::ConnectionRamp;
 use crate::schedule::Shape;
 use crate::target::Target;
 use crate::template::MessageTemplate;
@@ -85,4 +86,18 @@ pub(crate) struct Plan {
     pub expect_self: Option<bool>,
     /// Seconds of warmup (the first part of the shape).
     pub warmup_s: f64,
+    /// `--connection-stages`: the receivers join and leave over the run.
+    pub connection_ramp: Option<ConnectionRamp>,
+}
+
+impl Plan {
+    /// Clients that connect before the run starts: all of them, or with a connection ramp
+    /// only the senders.
+    pub(crate) fn initial_clients(&self, clients: u32) -> u32 {
+        if self.connection_ramp.is_some() {
+            self.senders
+        } else {
+            clients
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::accounting::{Owed, Tally};
-use crate::measurements::{new_histogram, Measurements, ReceiverRecord, MAX_INTERVALS};
+use crate::measurements::{new_histogram, Measurements, ReceiverRecord, Window, MAX_INTERVALS};
 use crate::plan::RunKind;
 use crate::schedule::Schedule;
 use crate::threshold::{self, Distribution, Figures, Statistic, Threshold};
@@ -56,6 +56,8 @@ pub(crate) struct RunDescription {
     pub warmup_s: f64,
     /// `--stages`, as given.
     pub stages: Option<String>,
+    /// `--connection-stages`, as given.
+    pub connection_stages: Option<String>,
     /// `--interval` in seconds, when a time series was asked for.
     pub interval_s: Option<f64>,
     /// `--csv` file.
@@ -68,6 +70,9 @@ pub(crate) struct RunDescription {
     pub rooms: u32,
     /// Whether senders receive their own messages: `Some` when stated on the command line.
     pub expect_self: Option<bool>,
+    /// Declared one process of several (`--total-senders`): the JSON carries the `merge`
+    /// section.
+    pub multi_process: bool,
     /// The command line, as given.
     pub command_line: Vec<String>,
     /// When the run started, milliseconds since the Unix epoch.
@@ -185,6 +190,8 @@ pub(crate) struct MergeData {
     pub last_delivery_ns: u64,
     /// Deliveries of senders' own probes to themselves.
     pub self_deliveries: u64,
+    /// Latency of each interval's deliveries (µs, 2 significant figures).
+    pub interval_latency: Vec<Histogram<u64>>,
 }
 
 /// Every figure of a run.
@@ -225,6 +232,11 @@ pub(crate) struct Report {
     /// First copies of messages from senders of other processes of the run (settled by
     /// `loadgen merge`).
     pub other_process_deliveries: u64,
+    /// First copies of messages intended while their receiver was joining or leaving (outside
+    /// its membership window): neither owed nor unexpected.
+    pub outside_membership: u64,
+    /// Receivers that left as planned (`--connection-stages`), closing with 1000.
+    pub left_as_planned: u64,
     /// Receivers settled.
     pub receivers: u64,
     /// Receivers that lost at least one delivery.
@@ -301,6 +313,7 @@ impl Report {
         let mut last_arrival = vec![0u64; tracked];
         let (mut non_probe, mut multi_probe, mut foreign) = (0, 0, 0);
         let (mut self_deliveries, mut open_at_end, mut connected) = (0, 0, 0);
+        let (mut outside_membership, mut left_as_planned) = (0, 0);
         let mut last_delivery_ns = 0;
         let mut receivers = Vec::new();
         let mut per_url: Vec<UrlFigures> = if run.urls.len() > 1 {
@@ -390,6 +403,8 @@ impl Report {
             multi_probe += result.multi_probe;
             foreign += result.foreign;
             self_deliveries += result.self_deliveries;
+            outside_membership += result.outside_membership;
+            left_as_planned += result.left;
             open_at_end += result.open_at_end;
             connected += result.handshake.len();
             last_delivery_ns = last_delivery_ns.max(result.last_delivery_ns);
@@ -452,32 +467,47 @@ impl Report {
             }
         }
         let owes = |record: &ReceiverRecord, sender: u32| -> bool {
-            record.owed
+            record.identity.window.is_some()
                 && match run.kind {
-                    RunKind::Echo => record.own_sender == Some(sender),
+                    RunKind::Echo => record.identity.own_sender == Some(sender),
                     _ => {
-                        sender % rooms == record.room
-                            && (self_echo || record.own_sender != Some(sender))
+                        sender % rooms == record.identity.room
+                            && (self_echo || record.identity.own_sender != Some(sender))
                     }
                 }
         };
         let mut tally = Tally::default();
         let mut anomalies = Vec::new();
         let mut receivers_with_loss = 0u64;
-        let mut receivers_per_sender: BTreeMap<u32, u64> = BTreeMap::new();
+        // The messages of `sender` that a receiver with `window` is owed: those sent in the
+        // measured window (a prefix of its messages is the warmup) and intended in `window`.
+        let owed_messages = |sender: u32, measured: u64, window: Window| -> u64 {
+            let Some(schedule) = timeline.schedule else {
+                return 0;
+            };
+            if window == Window::WHOLE_RUN {
+                return measured;
+            }
+            let sent = sent_by_sender.get(&sender).copied().unwrap_or(0);
+            let from = schedule
+                .first_at_or_after(sender, sent, window.from_ns)
+                .max(sent - measured);
+            let until = schedule.first_at_or_after(sender, sent, window.until_ns);
+            until.saturating_sub(from)
+        };
         let mut other_process_deliveries = 0u64;
         for record in &receivers {
             let owed: Vec<Owed> = sent_measured
                 .iter()
                 .filter(|(&sender, _)| owes(record, sender))
-                .map(|(&sender, &messages)| Owed {
+                .map(|(&sender, &measured)| Owed {
                     sender: if run.kind == RunKind::Echo { 0 } else { sender },
-                    messages,
+                    messages: record
+                        .identity
+                        .window
+                        .map_or(0, |window| owed_messages(sender, measured, window)),
                 })
                 .collect();
-            for &sender in sent_by_sender.keys().filter(|&&s| owes(record, s)) {
-                *receivers_per_sender.entry(sender).or_default() += 1;
-            }
             // First copies from senders of other processes of the run are theirs to settle
             // (`loadgen merge`): neither owed nor unexpected here.
             let is_other_process = |slot: usize| {
@@ -507,7 +537,7 @@ impl Report {
                 record.counts.settle(&owed)
             };
             tally.add(&own);
-            if let Some(figures) = per_url.get_mut(record.target) {
+            if let Some(figures) = per_url.get_mut(record.identity.target) {
                 figures.tally.add(&own);
             }
             if own.lost > 0 {
@@ -525,13 +555,27 @@ impl Report {
         let mut delivery_elapsed_s = 0.0;
         if let Some(schedule) = timeline.schedule {
             for (&sender, &count) in &sent_by_sender {
-                let owed_to = receivers_per_sender.get(&sender).copied().unwrap_or(0);
+                // How many receivers each message is owed to: those whose window holds its
+                // intended time, found by sweeping the windows' edges in time order.
+                let (mut froms, mut untils): (Vec<u64>, Vec<u64>) = receivers
+                    .iter()
+                    .filter(|record| owes(record, sender))
+                    .filter_map(|record| record.identity.window)
+                    .map(|window| (window.from_ns, window.until_ns))
+                    .unzip();
+                froms.sort_unstable();
+                untils.sort_unstable();
+                let (mut joined, mut gone) = (0, 0);
                 for k in 0..count {
                     let n = schedule.message_number(sender, k);
+                    let intended = schedule.intended_ns(n);
+                    let offset = intended - schedule.start_ns;
+                    joined += froms[joined..].partition_point(|&from| from <= offset);
+                    gone += untils[gone..].partition_point(|&until| until <= offset);
+                    let owed_to = (joined - gone) as u64;
                     if schedule.is_warmup(n) || owed_to == 0 {
                         continue;
                     }
-                    let intended = schedule.intended_ns(n);
                     let got = arrivals.get(n as usize).copied().unwrap_or(0);
                     if got >= owed_to {
                         let latency = last_arrival[n as usize].saturating_sub(intended) / 1000;
@@ -576,6 +620,8 @@ impl Report {
             multi_probe,
             foreign,
             other_process_deliveries,
+            outside_membership,
+            left_as_planned,
             receivers: receivers.len() as u64,
             receivers_with_loss,
             anomalies,
@@ -606,9 +652,14 @@ impl Report {
                 last_arrival_ns: last_arrival,
                 last_delivery_ns,
                 self_deliveries,
+                interval_latency,
             },
         };
-        for (row, latency) in report.intervals.iter_mut().zip(&interval_latency) {
+        for (row, latency) in report
+            .intervals
+            .iter_mut()
+            .zip(&report.merge_data.interval_latency)
+        {
             if !latency.is_empty() {
                 row.p50_us = Some(latency.value_at_quantile(0.5));
                 row.p99_us = Some(latency.value_at_quantile(0.99));

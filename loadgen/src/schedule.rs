@@ -84,32 +84,7 @@ impl Shape {
 
     /// Parses k6-style stages, `DURATION:RATE,...`; the rate starts at 0.
     pub(crate) fn stages(text: &str) -> Result<Shape, String> {
-        let mut points = Vec::new();
-        for stage in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (duration, rate) = stage.split_once(':').ok_or_else(|| {
-                format!("--stages: `{stage}` is not DURATION:RATE (e.g. 30s:1000)")
-            })?;
-            let duration = parse_duration(duration)
-                .map_err(|error| format!("--stages: {error}"))?
-                .as_secs_f64();
-            let rate: f64 = rate
-                .trim()
-                .parse()
-                .map_err(|_| format!("--stages: `{rate}` is not a rate in messages per second"))?;
-            if !rate.is_finite() || rate < 0.0 {
-                return Err(format!("--stages: `{stage}`: the rate must be 0 or more"));
-            }
-            if duration <= 0.0 {
-                return Err(format!("--stages: `{stage}`: the duration must be above 0"));
-            }
-            points.push((duration, rate));
-        }
-        if points.is_empty() {
-            return Err("--stages needs at least one DURATION:RATE".into());
-        }
-        if points.len() > MAX_STAGES {
-            return Err(format!("--stages takes at most {MAX_STAGES} stages"));
-        }
+        let points = parse_stages(text, "--stages", "RATE", "a rate in messages per second")?;
         let shape = Shape::from_points(0.0, &points);
         if shape.total_messages() == 0 {
             return Err("--stages: these stages send no message".into());
@@ -189,6 +164,43 @@ impl Shape {
     }
 }
 
+/// Parses k6-style stages, `DURATION:TARGET,...` (at most [`MAX_STAGES`]): each a duration
+/// above 0 and a target of 0 or more. `option` and `target` name them in errors.
+pub(crate) fn parse_stages(
+    text: &str,
+    option: &str,
+    target: &str,
+    target_is: &str,
+) -> Result<Vec<(f64, f64)>, String> {
+    let mut points = Vec::new();
+    for stage in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (duration, value) = stage.split_once(':').ok_or_else(|| {
+            format!("{option}: `{stage}` is not DURATION:{target} (e.g. 30s:1000)")
+        })?;
+        let duration = parse_duration(duration)
+            .map_err(|error| format!("{option}: {error}"))?
+            .as_secs_f64();
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{option}: `{value}` is not {target_is}"))?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("{option}: `{stage}`: the target must be 0 or more"));
+        }
+        if duration <= 0.0 {
+            return Err(format!("{option}: `{stage}`: the duration must be above 0"));
+        }
+        points.push((duration, value));
+    }
+    if points.is_empty() {
+        return Err(format!("{option} needs at least one DURATION:{target}"));
+    }
+    if points.len() > MAX_STAGES {
+        return Err(format!("{option} takes at most {MAX_STAGES} stages"));
+    }
+    Ok(points)
+}
+
 /// When each message is meant to be sent and by whom.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Schedule {
@@ -229,6 +241,22 @@ impl Schedule {
     /// Whether message `n` belongs to the warmup.
     pub(crate) fn is_warmup(&self, n: u64) -> bool {
         self.intended_ns(n) < self.measure_from_ns
+    }
+
+    /// The first of `count` messages of `sender` (its `k` from 0) whose intended time is at or
+    /// after `offset_ns` from the start: intended times never go back, so a binary search.
+    pub(crate) fn first_at_or_after(&self, sender: u32, count: u64, offset_ns: u64) -> u64 {
+        let (mut low, mut high) = (0, count);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let intended = self.intended_ns(self.message_number(sender, middle)) - self.start_ns;
+            if intended < offset_ns {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
     }
 
     /// When the schedule ends.
@@ -290,6 +318,7 @@ mod tests {
             ("soon:5", "duration"),
             ("10s:fast", "not a rate"),
             ("10s:-5", "0 or more"),
+            ("1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1,1s:1", "at most 16"),
             ("0s:10", "above 0"),
             ("10s:0", "no message"),
         ] {

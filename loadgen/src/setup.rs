@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::cli::{Cli, Common, ExpectSelf, FailOn, MessageArgs, Run};
 use crate::plan::{Plan, RunKind};
 use crate::probe::PROBE_HEADER_LEN;
+use crate::ramp::ConnectionRamp;
 use crate::report::RunDescription;
 use crate::schedule::Shape;
 use crate::target;
@@ -30,6 +31,7 @@ pub(crate) struct Setup {
 
 /// Checks the command line and turns it into a plan. Errors are usage errors (exit 2).
 pub(crate) fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, String> {
+    let mut connection_stages = None;
     let (kind, common, message, senders, rate, expect_self, hold) = match cli.run {
         Run::Fanout(args) => {
             let expect_self = match args.expect_self {
@@ -37,6 +39,7 @@ pub(crate) fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, St
                 ExpectSelf::Yes => Some(true),
                 ExpectSelf::No => Some(false),
             };
+            connection_stages = args.connection_stages;
             (
                 RunKind::Fanout,
                 args.common,
@@ -199,6 +202,27 @@ pub(crate) fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, St
             ));
         }
     }
+    let connection_ramp = connection_stages
+        .as_deref()
+        .map(ConnectionRamp::parse)
+        .transpose()?;
+    if let Some(ramp) = &connection_ramp {
+        if ramp.peak() > common.clients - senders {
+            return Err(format!(
+                "--connection-stages peaks at {} receivers, but --clients {} with --senders {senders} leaves {}",
+                ramp.peak(),
+                common.clients,
+                common.clients - senders
+            ));
+        }
+        if ramp.total_s() > shape.total_s() + 1e-9 {
+            return Err(format!(
+                "--connection-stages last {} s, longer than the sending ({} s)",
+                ramp.total_s(),
+                shape.total_s()
+            ));
+        }
+    }
     let hold = if kind == RunKind::Connect {
         hold
     } else {
@@ -228,12 +252,14 @@ pub(crate) fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, St
         duration_s: shape.total_s() - warmup_s,
         warmup_s,
         stages: message.stages.clone(),
+        connection_stages,
         interval_s: interval.map(|interval| interval.as_secs_f64()),
         csv: message.csv.clone(),
         threads,
         rooms: common.rooms,
         expect_self,
         after_s: hold.as_secs_f64(),
+        multi_process: common.total_senders.is_some(),
         command_line,
         started_unix_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -266,6 +292,7 @@ pub(crate) fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, St
         rooms: common.rooms,
         expect_self,
         warmup_s,
+        connection_ramp,
     };
     Ok(Setup {
         plan,

@@ -86,10 +86,15 @@ impl Report {
             &mut out,
             "connections",
             format!(
-                "{} {still}; lost while open: {}{}",
+                "{} {still}; lost while open: {}{}{}",
                 self.open_at_end,
                 self.disconnects.values().sum::<u64>(),
-                reasons(&self.disconnects)
+                reasons(&self.disconnects),
+                if self.run.connection_stages.is_some() {
+                    format!("; left as planned (1000): {}", self.left_as_planned)
+                } else {
+                    String::new()
+                }
             ),
         );
         if !self.close_codes.is_empty() {
@@ -284,6 +289,16 @@ impl Report {
                 self.foreign
             ),
         );
+        if self.outside_membership > 0 {
+            line(
+                out,
+                "",
+                format!(
+                    "{} deliveries of messages sent while their receiver was joining or leaving: not owed, not counted",
+                    self.outside_membership
+                ),
+            );
+        }
         if self.other_process_deliveries > 0 {
             line(
                 out,

@@ -18,9 +18,10 @@ use timerfd::{ClockId, SetTimeFlags, TimerFd, TimerState};
 
 use crate::client::{Client, State, MAX_RESPONSE_HEAD};
 use crate::compression::Codec;
-use crate::measurements::{Judge, Measurements, ReceiverRecord};
+use crate::measurements::{Judge, Measurements, ReceiverRecord, Window};
 use crate::plan::{Plan, RunKind};
 use crate::probe::Probe;
+use crate::ramp::Membership;
 use crate::schedule::{Clock, Schedule};
 use crate::transport::{describe, start_connect, Stream};
 
@@ -29,6 +30,20 @@ const READ_BUFFER_LEN: usize = 256 * 1024;
 const TIMER: Token = Token(usize::MAX);
 /// The loop wakes at least this often to check the stop flag and timeouts.
 const HOUSEKEEPING_NS: u64 = 10_000_000;
+/// A receiver that left waits this long for the server's close frame, then closes anyway.
+const CLOSE_ANSWER_TIMEOUT_NS: u64 = 2_000_000_000;
+
+/// When a client is meant to connect.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Planned {
+    /// On the connect ramp before the run (every client, or the senders with a connection
+    /// ramp).
+    BeforeTheRun,
+    /// During the run, at these times (`--connection-stages`).
+    During(Membership),
+    /// Never: the connection ramp never reaches it.
+    Never,
+}
 
 pub(crate) use crate::measurements::new_histogram;
 
@@ -43,6 +58,8 @@ pub(crate) struct Shared {
     pub failed: AtomicU64,
     /// Clients that were open and then lost their connection.
     pub disconnected: AtomicU64,
+    /// Receivers that left as planned (`--connection-stages`).
+    pub left: AtomicU64,
     /// Probes sent.
     pub sent: AtomicU64,
     /// Probe deliveries received.
@@ -57,6 +74,15 @@ pub(crate) struct Shared {
     pub progress: Mutex<Histogram<u64>>,
 }
 
+impl Shared {
+    /// Connections open now: connected, less those lost and those that left as planned.
+    pub(crate) fn open(&self) -> u64 {
+        let connected = self.connected.load(Ordering::Relaxed);
+        let gone = self.disconnected.load(Ordering::Relaxed) + self.left.load(Ordering::Relaxed);
+        connected.saturating_sub(gone)
+    }
+}
+
 /// The shell's side of one client: its socket (and TLS session).
 #[derive(Debug, Default)]
 struct Connection {
@@ -65,6 +91,8 @@ struct Connection {
     tcp_connected_ns: u64,
     /// Whether `WRITABLE` interest is registered (something is left to write).
     writable_registered: bool,
+    /// When it sent its close frame on leaving as planned (0: it has not).
+    closing_since_ns: u64,
 }
 
 /// One worker's loop state.
@@ -81,6 +109,11 @@ pub(crate) struct Worker {
     clients: Vec<Client>,
     connections: Vec<Connection>,
     senders: Vec<usize>,
+    /// When each client is meant to connect.
+    planned: Vec<Planned>,
+    /// Clients that leave during the run, by leave time (ns from the schedule's start).
+    leave_order: Vec<(u64, usize)>,
+    next_to_leave: usize,
     read_buffer: Vec<u8>,
     measurements: Measurements,
     /// permessage-deflate state shared by this worker's clients.
@@ -126,6 +159,29 @@ impl Worker {
             .filter(|(_, client)| client.sender.is_some())
             .map(|(index, _)| index)
             .collect();
+        let planned: Vec<Planned> = clients
+            .iter()
+            .map(|client| {
+                let (Some(ramp), None) = (&plan.connection_ramp, client.sender) else {
+                    return Planned::BeforeTheRun;
+                };
+                let receiver = client.id - plan.sender_base - plan.senders;
+                ramp.membership(receiver)
+                    .map_or(Planned::Never, Planned::During)
+            })
+            .collect();
+        let mut clients = clients;
+        for (client, planned) in clients.iter_mut().zip(&planned) {
+            if let Planned::During(membership) = planned {
+                client.leave_ns = membership.leave_s.map(|leave_s| (leave_s * 1e9) as u64);
+            }
+        }
+        let mut leave_order: Vec<(u64, usize)> = planned
+            .iter()
+            .enumerate()
+            .filter_map(|(index, _)| Some((clients[index].leave_ns?, index)))
+            .collect();
+        leave_order.sort_unstable();
         let poll = Poll::new()?;
         let timer = TimerFd::new_custom(ClockId::Monotonic, true, true)?;
         poll.registry()
@@ -148,6 +204,9 @@ impl Worker {
             shared,
             clients,
             senders,
+            planned,
+            leave_order,
+            next_to_leave: 0,
             read_buffer: vec![0; READ_BUFFER_LEN + MAX_RESPONSE_HEAD],
             measurements: Measurements {
                 interval_ns,
@@ -181,6 +240,7 @@ impl Worker {
                 }
             }
             let next_send = self.send_due(now);
+            let next_leave = self.leave_due(now);
             if now >= next_progress_ns {
                 self.publish_progress();
                 next_progress_ns = now + 500_000_000;
@@ -190,8 +250,8 @@ impl Worker {
             if let Some(next_send) = next_send {
                 wake_ns = wake_ns.min(next_send);
             }
-            if let Some(next_connect) = self.next_connect_ns() {
-                wake_ns = wake_ns.min(next_connect);
+            for next in [self.next_connect_ns(), next_leave].into_iter().flatten() {
+                wake_ns = wake_ns.min(next);
             }
             let now = self.shared.clock.now_ns();
             if wake_ns < now + HOUSEKEEPING_NS && wake_ns != self.timer_armed_ns {
@@ -239,19 +299,29 @@ impl Worker {
     }
 
     fn next_connect_ns(&self) -> Option<u64> {
-        (self.next_to_connect < self.clients.len())
-            .then(|| self.connect_time_ns(self.next_to_connect))
+        self.connect_time_ns(self.next_to_connect)
     }
 
-    /// The ramp: this worker's `local`-th client connects at this time.
-    fn connect_time_ns(&self, local: usize) -> u64 {
-        let per_worker_rate = self.plan.connect_rate / self.plan.threads as f64;
-        self.ramp_start_ns + (local as f64 / per_worker_rate * 1e9) as u64
+    /// When this worker's `local`-th client connects: on the connect ramp before the run, or
+    /// when the connection ramp wants it (clients are in that order); `None`: not known yet
+    /// (sending has not started), or never.
+    fn connect_time_ns(&self, local: usize) -> Option<u64> {
+        match self.planned.get(local)? {
+            Planned::BeforeTheRun => {
+                let per_worker_rate = self.plan.connect_rate / self.plan.threads as f64;
+                Some(self.ramp_start_ns + (local as f64 / per_worker_rate * 1e9) as u64)
+            }
+            Planned::During(membership) => self
+                .schedule
+                .map(|schedule| schedule.start_ns + (membership.join_s * 1e9) as u64),
+            Planned::Never => None,
+        }
     }
 
     fn connect_due(&mut self, now: u64) {
-        while self.next_to_connect < self.clients.len()
-            && self.connect_time_ns(self.next_to_connect) <= now
+        while self
+            .connect_time_ns(self.next_to_connect)
+            .is_some_and(|time| time <= now)
         {
             let index = self.next_to_connect;
             self.next_to_connect += 1;
@@ -273,6 +343,7 @@ impl Worker {
                         stream: Some(Stream::new(socket)),
                         tcp_connected_ns: 0,
                         writable_registered: true,
+                        closing_since_ns: 0,
                     };
                     self.clients[index].start_connecting(now);
                 }
@@ -282,10 +353,10 @@ impl Worker {
     }
 
     fn check_timeouts(&mut self, now: u64) {
-        // Connections are checked only during the ramp and shortly after, and at most once
-        // per housekeeping interval: a loop turn can be a few microseconds, and this scans
-        // every client.
-        if self.shared.start_ns.load(Ordering::Relaxed) != 0 && self.schedule.is_some() {
+        // Connections are checked only during the ramp and shortly after (or all along with a
+        // connection ramp), and at most once per housekeeping interval: a loop turn can be a
+        // few microseconds, and this scans every client.
+        if self.schedule.is_some() && self.plan.connection_ramp.is_none() {
             return;
         }
         if now < self.next_timeout_check_ns {
@@ -293,6 +364,11 @@ impl Worker {
         }
         self.next_timeout_check_ns = now + HOUSEKEEPING_NS;
         for index in 0..self.clients.len() {
+            let closing_since = self.connections[index].closing_since_ns;
+            if closing_since != 0 && now >= closing_since + CLOSE_ANSWER_TIMEOUT_NS {
+                self.lose(index, "close not answered".to_owned());
+                continue;
+            }
             if let Some(stage) = self.clients[index].timed_out(&self.plan, now) {
                 let in_tls = self.connections[index]
                     .stream
@@ -314,8 +390,35 @@ impl Worker {
         for client in &mut self.clients {
             if client.state == State::Open {
                 client.open_at_start = true;
+                client.window = Some(Window::of_member(None, client.leave_ns));
             }
         }
+    }
+
+    /// Receivers whose time to leave came close with 1000 and wait for the server's close
+    /// (RFC 6455 §7.1.2); returns when the next one leaves.
+    fn leave_due(&mut self, now: u64) -> Option<u64> {
+        let schedule = self.schedule?;
+        while let Some(&(leave_ns, index)) = self.leave_order.get(self.next_to_leave) {
+            let due = schedule.start_ns + leave_ns;
+            if due > now {
+                return Some(due);
+            }
+            self.next_to_leave += 1;
+            if self.clients[index].state == State::Open && !self.plan.raw {
+                self.clients[index].queue_close(CloseCode::NORMAL);
+                self.connections[index].closing_since_ns = now.max(1);
+                self.flush(index);
+            } else if self.clients[index].state == State::Open {
+                // Raw TCP has no closing handshake: the receiver just goes.
+                self.connections[index].closing_since_ns = now.max(1);
+                self.lose(index, "left".to_owned());
+            } else if self.clients[index].state != State::Closed {
+                // Its connect took longer than its whole membership: a failure, not a member.
+                self.fail(index, "still connecting when due to leave".to_owned());
+            }
+        }
+        None
     }
 
     /// Sends every probe that is due; returns when the next one is due.
@@ -444,8 +547,9 @@ impl Worker {
 
     /// The transport (TCP, and TLS if any) is up: the client starts its handshake.
     fn open_transport(&mut self, index: usize, now: u64) {
+        let judge = self.judge();
         let client = &mut self.clients[index];
-        client.handle_connected(&self.plan, now, &mut self.measurements);
+        client.handle_connected(&self.plan, now, &judge, &mut self.measurements);
         if client.state == State::Open {
             self.shared.connected.fetch_add(1, Ordering::Relaxed);
         }
@@ -666,6 +770,13 @@ impl Worker {
             return;
         }
         self.close_client(index);
+        if self.connections[index].closing_since_ns != 0 {
+            // It left as planned: the server's close (or no answer) ends it, not a loss.
+            self.connections[index].closing_since_ns = 0;
+            self.measurements.left += 1;
+            self.shared.left.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if !self.shared.stop.load(Ordering::Relaxed) {
             let target = self.clients[index].target;
             if let Some(per_target) = self.measurements.per_target.get_mut(target) {
@@ -679,6 +790,11 @@ impl Worker {
     fn finish(mut self) -> Measurements {
         self.publish_progress();
         for index in 0..self.clients.len() {
+            if self.connections[index].closing_since_ns != 0 {
+                // Left as planned; the server's close had not come yet.
+                self.measurements.left += 1;
+                continue;
+            }
             if self.clients[index].state == State::Open {
                 self.measurements.open_at_end += 1;
                 if !self.plan.raw {
@@ -693,10 +809,7 @@ impl Worker {
             .into_iter()
             .map(|client| ReceiverRecord {
                 client: client.id,
-                room: client.room,
-                target: client.target,
-                own_sender: client.sender,
-                owed: client.open_at_start,
+                identity: client.identity(),
                 counts: client.book.counts(),
             })
             .collect();

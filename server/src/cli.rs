@@ -386,41 +386,12 @@ fn parse_node_id(text: &str) -> Result<u64, String> {
 
 /// Parses `30s`, `500ms`, `2m`, `1h`, or a number of seconds, up to 7 days.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(index) => text.split_at(index),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 30s, 500ms, 2m)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{text}` is not a duration"));
-    }
-    if seconds > MAX_DURATION.as_secs_f64() {
-        return Err(format!("`{text}`: at most 7 days (168h)"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    cli_units::parse_duration_at_most(text, MAX_DURATION, "7 days (168h)")
 }
 
 /// A duration of at most 10 minutes (what the slow-consumer clock measures).
 fn parse_short_duration(text: &str) -> Result<Duration, String> {
-    let duration = parse_duration(text)?;
-    if duration > Duration::from_secs(600) {
-        return Err(format!("`{text}`: at most 10 minutes"));
-    }
-    Ok(duration)
+    cli_units::parse_duration_at_most(text, Duration::from_secs(600), "10 minutes")
 }
 
 #[cfg(test)]

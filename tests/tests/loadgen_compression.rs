@@ -3,27 +3,19 @@
 
 mod loadgen_support;
 
-use loadgen_support::{fake, loadgen, number, stderr, url};
+use loadgen_support::{fake, number, stderr, url, Run};
 
 #[test]
 fn a_compressing_server_is_measured_through_inflation_with_wire_and_payload_bytes() {
     let server = fake(&["--deflate"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--compress",
-        "--clients",
-        "10",
-        "--senders",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-        "--payload",
-        "512",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .flag("--compress")
+        .clients(10)
+        .senders(2)
+        .rate(100)
+        .duration("1s")
+        .arg("--payload", "512")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["bytes", "compressed_connections"]), 10);
     assert_eq!(number(&json, &["deliveries", "expected"]), 100 * 10);
@@ -47,18 +39,12 @@ fn a_compressing_server_is_measured_through_inflation_with_wire_and_payload_byte
 #[test]
 fn a_server_that_declines_compression_is_measured_uncompressed() {
     let server = fake(&[]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--compress",
-        "--clients",
-        "5",
-        "--rate",
-        "50",
-        "--duration",
-        "1s",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .flag("--compress")
+        .clients(5)
+        .rate(50)
+        .duration("1s")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["bytes", "compressed_connections"]), 0);
     assert_eq!(number(&json, &["deliveries", "lost"]), 0);

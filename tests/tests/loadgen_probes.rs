@@ -4,26 +4,18 @@
 
 mod loadgen_support;
 
-use loadgen_support::{fake, loadgen, number, stderr, url};
+use loadgen_support::{fake, number, stderr, url, Run};
 
 #[test]
 fn a_server_that_batches_queued_messages_with_newlines_loses_nothing() {
     let server = fake(&["--batch-ms", "20"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "10",
-        "--senders",
-        "2",
-        "--rate",
-        "200",
-        "--duration",
-        "1s",
-        "--drain",
-        "500ms",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(10)
+        .senders(2)
+        .rate(200)
+        .duration("1s")
+        .drain("500ms")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     let expected = number(&json, &["deliveries", "expected"]);
     assert_eq!(expected, 200 * 10);
@@ -39,19 +31,12 @@ fn a_server_that_batches_queued_messages_with_newlines_loses_nothing() {
 #[test]
 fn a_server_that_wraps_every_message_in_json_loses_nothing() {
     let server = fake(&["--wrap-json"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "10",
-        "--senders",
-        "1",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(10)
+        .senders(1)
+        .rate(100)
+        .duration("1s")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["deliveries", "expected"]), 100 * 10);
     assert_eq!(number(&json, &["deliveries", "received"]), 100 * 10);
@@ -62,19 +47,12 @@ fn a_server_that_wraps_every_message_in_json_loses_nothing() {
 #[test]
 fn an_old_message_delivered_twice_to_one_receiver_does_not_hide_its_loss_at_another() {
     let server = fake(&["--duplicate-old", "10"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "5",
-        "--senders",
-        "1",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(5)
+        .senders(1)
+        .rate(100)
+        .duration("1s")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["deliveries", "expected"]), 100 * 5);
     assert_eq!(number(&json, &["deliveries", "lost"]), 1);

@@ -3,7 +3,7 @@
 
 mod loadgen_support;
 
-use loadgen_support::{fake, loadgen, number, stderr, temp_dir, url};
+use loadgen_support::{fake, number, stderr, temp_dir, url, Run};
 use serde_json::Value;
 
 fn rows(json: &Value) -> Vec<Value> {
@@ -22,21 +22,13 @@ fn stages_ramp_the_schedule_and_the_time_series_shows_it() {
     let server = fake(&[]);
     let dir = temp_dir();
     let csv = dir.join("series.csv");
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "4",
-        "--stages",
-        "1s:200,1s:200,1s:0",
-        "--interval",
-        "500ms",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--drain",
-        "500ms",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(4)
+        .arg("--stages", "1s:200,1s:200,1s:0")
+        .arg("--interval", "500ms")
+        .arg("--csv", csv.to_str().unwrap())
+        .drain("500ms")
+        .run();
     let text = std::fs::read_to_string(&csv).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -66,21 +58,13 @@ fn stages_ramp_the_schedule_and_the_time_series_shows_it() {
 #[test]
 fn deliveries_lost_are_counted_in_the_interval_their_message_was_meant_for() {
     let server = fake(&["--close-after-ms", "700"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "4",
-        "--rate",
-        "100",
-        "--duration",
-        "2s",
-        "--drain",
-        "300ms",
-        "--interval",
-        "500ms",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(4)
+        .rate(100)
+        .duration("2s")
+        .drain("300ms")
+        .arg("--interval", "500ms")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     let rows = rows(&json);
     assert_eq!(sum(&rows, "lost"), number(&json, &["deliveries", "lost"]));

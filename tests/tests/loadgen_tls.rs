@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use integration_tests::{binary, Server};
-use loadgen_support::{fake, loadgen, number, stderr, temp_dir};
+use loadgen_support::{fake, number, stderr, temp_dir, Run};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
 /// A CA, and a certificate for localhost and 127.0.0.1 that it signed, as PEM files.
@@ -51,21 +51,13 @@ fn a_wss_run_trusting_a_ca_file_sends_sni_and_alpn_and_loses_nothing() {
     certificates(&dir);
     let (_backend, proxy) = tls_server(&dir);
     let url = format!("wss://localhost:{}/", proxy.address.port());
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url,
-        "--ca-file",
-        dir.join("ca.pem").to_str().unwrap(),
-        "--clients",
-        "10",
-        "--senders",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-    ]);
+    let (output, json) = Run::fanout(&url)
+        .arg("--ca-file", dir.join("ca.pem").to_str().unwrap())
+        .clients(10)
+        .senders(2)
+        .rate(100)
+        .duration("1s")
+        .run();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["connections", "ok"]), 10);
@@ -102,18 +94,12 @@ fn insecure_accepts_a_certificate_no_root_vouches_for() {
     certificates(&dir);
     let (_backend, proxy) = tls_server(&dir);
     let url = format!("wss://127.0.0.1:{}/", proxy.address.port());
-    let (output, json) = loadgen(&[
-        "echo",
-        "--url",
-        &url,
-        "--insecure",
-        "--clients",
-        "5",
-        "--rate",
-        "50",
-        "--duration",
-        "1s",
-    ]);
+    let (output, json) = Run::echo(&url)
+        .flag("--insecure")
+        .clients(5)
+        .rate(50)
+        .duration("1s")
+        .run();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["deliveries", "received"]), 50);
@@ -125,15 +111,7 @@ fn an_untrusted_certificate_fails_every_connection_with_a_clear_reason() {
     certificates(&dir);
     let (_backend, proxy) = tls_server(&dir);
     let url = format!("wss://localhost:{}/", proxy.address.port());
-    let (output, _) = loadgen(&[
-        "connect",
-        "--url",
-        &url,
-        "--clients",
-        "3",
-        "--hold",
-        "100ms",
-    ]);
+    let (output, _) = Run::connect(&url).clients(3).arg("--hold", "100ms").run();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);

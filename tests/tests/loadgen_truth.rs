@@ -6,25 +6,18 @@ mod loadgen_support;
 use std::net::TcpListener;
 
 use integration_tests::Server;
-use loadgen_support::{fake, loadgen, number, stderr, url};
+use loadgen_support::{fake, loadgen, number, stderr, url, Run};
 use serde_json::Value;
 
 #[test]
 fn a_server_that_delays_every_broadcast_by_20ms_is_reported_at_20_to_25ms_and_never_below() {
     let server = fake(&["--delay-ms", "20"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "20",
-        "--senders",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "2s",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(20)
+        .senders(2)
+        .rate(100)
+        .duration("2s")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     let p50 = number(&json, &["delivery_latency_us", "p50"]);
     let min = number(&json, &["delivery_latency_us", "min"]);
@@ -39,19 +32,12 @@ fn a_server_that_delays_every_broadcast_by_20ms_is_reported_at_20_to_25ms_and_ne
 #[test]
 fn a_500ms_stall_during_a_fixed_rate_run_shows_in_p99_9_and_max() {
     let server = fake(&["--stall-after-ms", "1000", "--stall-ms", "500"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "10",
-        "--senders",
-        "1",
-        "--rate",
-        "200",
-        "--duration",
-        "3s",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(10)
+        .senders(1)
+        .rate(200)
+        .duration("3s")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     let p99_9 = number(&json, &["delivery_latency_us", "p99_9"]);
     let max = number(&json, &["delivery_latency_us", "max"]);
@@ -65,21 +51,13 @@ fn a_500ms_stall_during_a_fixed_rate_run_shows_in_p99_9_and_max() {
 #[test]
 fn a_server_that_drops_one_delivery_in_a_hundred_is_reported_exactly() {
     let server = fake(&["--drop-every", "100"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "10",
-        "--senders",
-        "1",
-        "--rate",
-        "100",
-        "--duration",
-        "2s",
-        "--expect-self",
-        "yes",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(10)
+        .senders(1)
+        .rate(100)
+        .duration("2s")
+        .arg("--expect-self", "yes")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     let expected = number(&json, &["deliveries", "expected"]);
     assert_eq!(expected, 200 * 10);
@@ -95,21 +73,13 @@ fn a_server_that_drops_one_delivery_in_a_hundred_is_reported_exactly() {
 fn every_delivery_from_our_server_is_accounted_for() {
     let server = Server::start(&[]);
     let pid = server.pid().to_string();
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "100",
-        "--senders",
-        "10",
-        "--rate",
-        "200",
-        "--duration",
-        "2s",
-        "--server-pid",
-        &pid,
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(100)
+        .senders(10)
+        .rate(200)
+        .duration("2s")
+        .arg("--server-pid", &pid)
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     let sent = number(&json, &["messages", "sent"]);
     assert_eq!(sent, 400);
@@ -130,19 +100,12 @@ fn every_delivery_from_our_server_is_accounted_for() {
 #[test]
 fn a_server_that_leaves_the_sender_out_is_detected_and_nothing_counts_as_lost() {
     let server = Server::start(&["--no-echo-to-sender"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "20",
-        "--senders",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(20)
+        .senders(2)
+        .rate(100)
+        .duration("1s")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(json["deliveries"]["self_echo"], Value::Bool(false));
     assert_eq!(number(&json, &["deliveries", "expected"]), 100 * 19);
@@ -152,17 +115,11 @@ fn a_server_that_leaves_the_sender_out_is_detected_and_nothing_counts_as_lost() 
 #[test]
 fn welcome_texts_are_counted_and_ignored() {
     let server = Server::start(&["--welcome", "hello"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "10",
-        "--rate",
-        "50",
-        "--duration",
-        "1s",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(10)
+        .rate(50)
+        .duration("1s")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["deliveries", "non_probe_messages"]), 10);
     assert_eq!(number(&json, &["deliveries", "lost"]), 0);
@@ -171,17 +128,11 @@ fn welcome_texts_are_counted_and_ignored() {
 #[test]
 fn echo_runs_measure_each_clients_own_round_trip() {
     let server = Server::start(&["--mode", "echo"]);
-    let (output, json) = loadgen(&[
-        "echo",
-        "--url",
-        &url(&server),
-        "--clients",
-        "20",
-        "--rate",
-        "200",
-        "--duration",
-        "1s",
-    ]);
+    let (output, json) = Run::echo(&url(&server))
+        .clients(20)
+        .rate(200)
+        .duration("1s")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["messages", "sent"]), 200);
     assert_eq!(number(&json, &["deliveries", "received"]), 200);
@@ -191,17 +142,11 @@ fn echo_runs_measure_each_clients_own_round_trip() {
 #[test]
 fn a_connection_storm_reports_handshakes_and_survivors() {
     let server = Server::start(&[]);
-    let (output, json) = loadgen(&[
-        "connect",
-        "--url",
-        &url(&server),
-        "--clients",
-        "200",
-        "--connect-rate",
-        "2000",
-        "--hold",
-        "500ms",
-    ]);
+    let (output, json) = Run::connect(&url(&server))
+        .clients(200)
+        .arg("--connect-rate", "2000")
+        .arg("--hold", "500ms")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["connections", "ok"]), 200);
     assert_eq!(number(&json, &["connections", "open_at_end"]), 200);
@@ -215,15 +160,10 @@ fn an_unreachable_url_is_a_clear_error_and_exit_1() {
         .local_addr()
         .unwrap()
         .port();
-    let (output, _) = loadgen(&[
-        "fanout",
-        "--url",
-        &format!("ws://127.0.0.1:{port}/"),
-        "--clients",
-        "3",
-        "--duration",
-        "1s",
-    ]);
+    let (output, _) = Run::fanout(&format!("ws://127.0.0.1:{port}/"))
+        .clients(3)
+        .duration("1s")
+        .run();
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
     assert!(
@@ -235,15 +175,7 @@ fn an_unreachable_url_is_a_clear_error_and_exit_1() {
 #[test]
 fn a_server_that_answers_404_is_a_clear_error_and_exit_1() {
     let server = fake(&["--status", "404"]);
-    let (output, _) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "3",
-        "--duration",
-        "1s",
-    ]);
+    let (output, _) = Run::fanout(&url(&server)).clients(3).duration("1s").run();
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("handshake: HTTP 404 (3)"),
@@ -255,19 +187,12 @@ fn a_server_that_answers_404_is_a_clear_error_and_exit_1() {
 #[test]
 fn a_server_that_closes_mid_run_is_counted_and_the_run_still_reports() {
     let server = fake(&["--close-after-ms", "700"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "10",
-        "--rate",
-        "100",
-        "--duration",
-        "2s",
-        "--drain",
-        "500ms",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(10)
+        .rate(100)
+        .duration("2s")
+        .drain("500ms")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["connections", "close_codes", "1001"]), 10);
     assert_eq!(number(&json, &["connections", "open_at_end"]), 0);
@@ -331,23 +256,14 @@ fn bad_command_lines_get_a_message_and_exit_2() {
 fn rooms_spread_the_clients_and_each_message_is_expected_only_in_its_room() {
     let server = Server::start(&[]);
     let url = format!("ws://{}/room{{room}}", server.address);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url,
-        "--clients",
-        "20",
-        "--rooms",
-        "2",
-        "--senders",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-        "--first-message",
-        "hello",
-    ]);
+    let (output, json) = Run::fanout(&url)
+        .clients(20)
+        .arg("--rooms", "2")
+        .senders(2)
+        .rate(100)
+        .duration("1s")
+        .arg("--first-message", "hello")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     // Two rooms of 10: each message is expected by the 10 members of its sender's room.
     assert_eq!(number(&json, &["messages", "sent"]), 100);

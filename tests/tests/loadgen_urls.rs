@@ -5,7 +5,7 @@ mod loadgen_support;
 
 use std::net::TcpListener;
 
-use loadgen_support::{fake, loadgen, number, stderr};
+use loadgen_support::{fake, number, stderr, Run};
 
 #[test]
 fn clients_spread_over_two_urls_of_one_room_and_each_url_is_reported() {
@@ -13,21 +13,13 @@ fn clients_spread_over_two_urls_of_one_room_and_each_url_is_reported() {
     let server = fake(&[]);
     let first = format!("ws://{}/a", server.address);
     let second = format!("ws://{}/b", server.address);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &first,
-        "--url",
-        &second,
-        "--clients",
-        "10",
-        "--senders",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-    ]);
+    let (output, json) = Run::fanout(&first)
+        .arg("--url", &second)
+        .clients(10)
+        .senders(2)
+        .rate(100)
+        .duration("1s")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(number(&json, &["deliveries", "expected"]), 100 * 10);
     assert_eq!(number(&json, &["deliveries", "lost"]), 0);
@@ -57,17 +49,11 @@ fn a_dead_url_among_live_ones_shows_its_failures_apart() {
         .unwrap()
         .port();
     let dead = format!("ws://127.0.0.1:{port}/");
-    let (output, json) = loadgen(&[
-        "connect",
-        "--url",
-        &live,
-        "--url",
-        &dead,
-        "--clients",
-        "6",
-        "--hold",
-        "200ms",
-    ]);
+    let (output, json) = Run::connect(&live)
+        .arg("--url", &dead)
+        .clients(6)
+        .arg("--hold", "200ms")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     let per_url = json["per_url"].as_array().expect("per_url");
     assert_eq!(number(&per_url[0], &["connections_ok"]), 3);

@@ -7,30 +7,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use integration_tests::{binary, Server};
-use loadgen_support::{
-    fake, loadgen, number, read_json, reasons, spawn_loadgen, stderr, temp_dir, url,
-};
+use loadgen_support::{fake, number, read_json, reasons, stderr, temp_dir, url, Run};
 
 #[test]
 fn a_healthy_run_is_valid_and_exits_0() {
     let server = Server::start(&[]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "10",
-        "--rate",
-        "50",
-        "--duration",
-        "1s",
-        "--fail-on",
-        "invalid",
-        "--threshold",
-        "lost==0",
-        "--threshold",
-        "p99<10s",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(10)
+        .rate(50)
+        .duration("1s")
+        .arg("--fail-on", "invalid")
+        .arg("--threshold", "lost==0")
+        .arg("--threshold", "p99<10s")
+        .run();
     // A loaded machine may make the schedule late (that is a real reason to distrust a run);
     // the run must otherwise be valid.
     let why = reasons(&json);
@@ -41,7 +30,7 @@ fn a_healthy_run_is_valid_and_exits_0() {
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(table.contains("verdict"), "{table}");
     assert_eq!(json["thresholds"][0]["passed"], true);
-    assert_eq!(json["schema_version"], 2);
+    assert_eq!(json["schema_version"], 3);
     assert!(json["loadgen"]["command_line"][1] == "fanout");
     assert!(number(&json, &["loadgen", "started_at_unix_ms"]) > 1_600_000_000_000);
 }
@@ -51,26 +40,14 @@ fn a_server_killed_mid_run_makes_the_run_invalid_with_messages_not_sent() {
     let mut server = Server::start(&[]);
     let dir = temp_dir();
     let json_path = dir.join("report.json");
-    let child = spawn_loadgen(
-        &[
-            "fanout",
-            "--url",
-            &url(&server),
-            "--clients",
-            "20",
-            "--senders",
-            "2",
-            "--rate",
-            "100",
-            "--duration",
-            "3s",
-            "--drain",
-            "500ms",
-            "--fail-on",
-            "invalid",
-        ],
-        &json_path,
-    );
+    let child = Run::fanout(&url(&server))
+        .clients(20)
+        .senders(2)
+        .rate(100)
+        .duration("3s")
+        .drain("500ms")
+        .arg("--fail-on", "invalid")
+        .spawn(&json_path);
     std::thread::sleep(Duration::from_millis(1500));
     server.child.kill().unwrap();
     let output = child.wait_with_output().unwrap();
@@ -93,19 +70,12 @@ fn a_server_killed_mid_run_makes_the_run_invalid_with_messages_not_sent() {
 #[test]
 fn refused_connections_make_the_run_invalid() {
     let server = fake(&["--max-clients", "20"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "30",
-        "--rate",
-        "50",
-        "--duration",
-        "1s",
-        "--fail-on",
-        "invalid",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(30)
+        .rate(50)
+        .duration("1s")
+        .arg("--fail-on", "invalid")
+        .run();
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert_eq!(
         number(&json, &["connections", "failures", "handshake: HTTP 503"]),
@@ -117,21 +87,13 @@ fn refused_connections_make_the_run_invalid() {
 #[test]
 fn a_crossed_threshold_exits_4_and_says_which() {
     let server = fake(&["--drop-every", "50"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "5",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-        "--threshold",
-        "lost==0",
-        "--threshold",
-        "lost<50%",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(5)
+        .rate(100)
+        .duration("1s")
+        .arg("--threshold", "lost==0")
+        .arg("--threshold", "lost<50%")
+        .run();
     assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
     assert_eq!(json["thresholds"][0]["passed"], false);
     assert_eq!(json["thresholds"][1]["passed"], true);
@@ -143,19 +105,12 @@ fn a_crossed_threshold_exits_4_and_says_which() {
 fn messages_never_delivered_count_as_lost_and_as_a_latency_lower_bound() {
     // Every broadcast after the first 300 ms is held for 5 s: longer than the run lasts.
     let server = fake(&["--stall-after-ms", "300", "--stall-ms", "5000"]);
-    let (output, json) = loadgen(&[
-        "fanout",
-        "--url",
-        &url(&server),
-        "--clients",
-        "5",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-        "--drain",
-        "500ms",
-    ]);
+    let (output, json) = Run::fanout(&url(&server))
+        .clients(5)
+        .rate(100)
+        .duration("1s")
+        .drain("500ms")
+        .run();
     assert!(output.status.success(), "{}", stderr(&output));
     let lost = number(&json, &["deliveries", "lost"]);
     assert!(lost > 0);
@@ -183,22 +138,12 @@ fn sigint_stops_sending_prints_the_summary_and_writes_the_files_marked_interrupt
     let dir = temp_dir();
     let json_path = dir.join("report.json");
     let hgrm_path = dir.join("report.hgrm");
-    let child = spawn_loadgen(
-        &[
-            "fanout",
-            "--url",
-            &url(&server),
-            "--clients",
-            "10",
-            "--rate",
-            "100",
-            "--duration",
-            "30s",
-            "--hgrm",
-            hgrm_path.to_str().unwrap(),
-        ],
-        &json_path,
-    );
+    let child = Run::fanout(&url(&server))
+        .clients(10)
+        .rate(100)
+        .duration("30s")
+        .arg("--hgrm", hgrm_path.to_str().unwrap())
+        .spawn(&json_path);
     std::thread::sleep(Duration::from_millis(1500));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -226,13 +171,9 @@ fn sigint_stops_sending_prints_the_summary_and_writes_the_files_marked_interrupt
 
 #[test]
 fn an_unwritable_output_is_refused_before_the_run() {
-    let (output, _) = loadgen(&[
-        "connect",
-        "--url",
-        "ws://127.0.0.1:1/",
-        "--hgrm",
-        "/nonexistent-dir/out.hgrm",
-    ]);
+    let (output, _) = Run::connect("ws://127.0.0.1:1/")
+        .arg("--hgrm", "/nonexistent-dir/out.hgrm")
+        .run();
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("--hgrm /nonexistent-dir/out.hgrm"),
@@ -285,17 +226,11 @@ fn connect_reports_only_what_it_measures_and_its_hgrm_holds_the_handshakes() {
     let server = Server::start(&[]);
     let dir = temp_dir();
     let hgrm_path = dir.join("handshakes.hgrm");
-    let (output, json) = loadgen(&[
-        "connect",
-        "--url",
-        &url(&server),
-        "--clients",
-        "40",
-        "--hold",
-        "200ms",
-        "--hgrm",
-        hgrm_path.to_str().unwrap(),
-    ]);
+    let (output, json) = Run::connect(&url(&server))
+        .clients(40)
+        .arg("--hold", "200ms")
+        .arg("--hgrm", hgrm_path.to_str().unwrap())
+        .run();
     let hgrm = std::fs::read_to_string(&hgrm_path).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(output.status.success(), "{}", stderr(&output));

@@ -21,6 +21,8 @@
 //!   message JSON-escaped.
 //! - `--duplicate-old N`: the Nth message (from 1) is not delivered to the first client, and is
 //!   delivered twice to the second: once on time, and again five messages later.
+//! - `--join-after-ms N`: a client gets its 101 at once but joins the room N ms later (as a
+//!   server that adds members on a later loop turn, or after a join message, does).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -52,6 +54,7 @@ struct Options {
     duplicate_old: u64,
     max_clients: Option<usize>,
     deflate: bool,
+    join_after: Duration,
 }
 
 /// A message from a client: when it came, whether it was binary, its payload.
@@ -77,8 +80,8 @@ fn main() {
             Some(max) if accepted >= max => Some(503),
             _ => options.status,
         };
-        let deflate = options.deflate;
-        std::thread::spawn(move || serve(stream, clients, messages, status, deflate));
+        let (deflate, join_after) = (options.deflate, options.join_after);
+        std::thread::spawn(move || serve(stream, clients, messages, status, deflate, join_after));
     }
 }
 
@@ -95,6 +98,7 @@ fn parse_options() -> Options {
         match args[index].as_str() {
             "--listen" => options.listen = value.clone(),
             "--delay-ms" => options.delay = ms(),
+            "--join-after-ms" => options.join_after = ms(),
             "--stall-after-ms" => options.stall_after = Some(ms()),
             "--stall-ms" => options.stall = ms(),
             "--drop-every" => options.drop_every = value.parse().expect("a number"),
@@ -130,6 +134,7 @@ fn serve(
     messages: Sender<Incoming>,
     status: Option<u16>,
     deflate: bool,
+    join_after: Duration,
 ) {
     let _ = stream.set_nodelay(true);
     let mut buffer = Vec::new();
@@ -178,6 +183,7 @@ fn serve(
         break request.head_len;
     };
     buffer.drain(..head_len);
+    std::thread::sleep(join_after);
     clients.lock().unwrap().push(stream.try_clone().unwrap());
     let mut decoder = Decoder::new(Role::Server, 1 << 20).with_deflate(deflate);
     let mut inflater = Inflater::new();

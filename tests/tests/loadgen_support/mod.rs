@@ -1,11 +1,92 @@
-//! Helpers shared by the loadgen tests: run `loadgen` with `--json`, start a fake server, read
-//! numbers out of the report.
+//! Helpers shared by the loadgen tests: build and run a `loadgen` command line with `--json`
+//! ([`Run`]), start a fake server, read numbers out of the report.
 #![allow(dead_code)]
 
 use std::process::{Command, Output};
 
 use integration_tests::{binary, Server};
 use serde_json::Value;
+
+/// A loadgen command line, one option at a time:
+/// `Run::fanout(&url).clients(10).rate(100).duration("1s").run()`.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
+    args: Vec<String>,
+}
+
+impl Run {
+    /// `loadgen SUBCOMMAND` with nothing else.
+    pub(crate) fn new(subcommand: &str) -> Run {
+        Run {
+            args: vec![subcommand.to_owned()],
+        }
+    }
+
+    /// `loadgen fanout --url URL`.
+    pub(crate) fn fanout(url: &str) -> Run {
+        Run::new("fanout").arg("--url", url)
+    }
+
+    /// `loadgen echo --url URL`.
+    pub(crate) fn echo(url: &str) -> Run {
+        Run::new("echo").arg("--url", url)
+    }
+
+    /// `loadgen connect --url URL`.
+    pub(crate) fn connect(url: &str) -> Run {
+        Run::new("connect").arg("--url", url)
+    }
+
+    /// `--clients N`.
+    pub(crate) fn clients(self, clients: u32) -> Run {
+        self.arg("--clients", &clients.to_string())
+    }
+
+    /// `--senders N`.
+    pub(crate) fn senders(self, senders: u32) -> Run {
+        self.arg("--senders", &senders.to_string())
+    }
+
+    /// `--rate N` (messages per second).
+    pub(crate) fn rate(self, per_second: u32) -> Run {
+        self.arg("--rate", &per_second.to_string())
+    }
+
+    /// `--duration D`.
+    pub(crate) fn duration(self, duration: &str) -> Run {
+        self.arg("--duration", duration)
+    }
+
+    /// `--drain D`.
+    pub(crate) fn drain(self, drain: &str) -> Run {
+        self.arg("--drain", drain)
+    }
+
+    /// Any option with its value.
+    pub(crate) fn arg(mut self, option: &str, value: &str) -> Run {
+        self.args.extend([option.to_owned(), value.to_owned()]);
+        self
+    }
+
+    /// An option without a value (`--compress`, `--insecure` ...).
+    pub(crate) fn flag(mut self, option: &str) -> Run {
+        self.args.push(option.to_owned());
+        self
+    }
+
+    /// Runs it to the end with `--json` and `--quiet`: the output and the report.
+    pub(crate) fn run(&self) -> (Output, Value) {
+        loadgen(&self.args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Starts it with `--json` to `json_path` and `--quiet`; the caller waits for it.
+    pub(crate) fn spawn(&self, json_path: &std::path::Path) -> std::process::Child {
+        spawn_loadgen(
+            &self.args.iter().map(String::as_str).collect::<Vec<_>>(),
+            json_path,
+        )
+    }
+}
 
 /// Runs `loadgen` with `args` plus `--json`, `--quiet`; returns the process output and the
 /// parsed JSON (Null when none was written).
