@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&first, data)) = data.split_first() else {
         return;
     };
-    let role = if first & 1 == 0 { Role::Server } else { Role::Client };
+    let role = if first & 1 == 0 {
+        Role::Server
+    } else {
+        Role::Client
+    };
     let read_size = usize::from(first >> 1).max(1);
     let mut decoder = Decoder::new(role, MAX_MESSAGE).with_deflate(true);
     let mut inflater = Inflater::new();
@@ -34,7 +38,9 @@ fuzz_target!(|data: &[u8]| {
                         Some(Incoming::Compressed(message)) => {
                             match message.inflate(&mut inflater, MAX_MESSAGE, &mut inflated) {
                                 Ok(event) => {
-                                    assert!(event.data().is_some_and(|data| data.len() <= MAX_MESSAGE));
+                                    assert!(event
+                                        .data()
+                                        .is_some_and(|data| data.len() <= MAX_MESSAGE));
                                 }
                                 Err(error) => {
                                     assert!(error.close_code().is_some());

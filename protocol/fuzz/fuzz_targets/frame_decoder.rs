@@ -1,5 +1,6 @@
-//! The frame decoder in the server role, fed the input in reads cut where the first byte says,
-//! as a socket would. Must never panic, and must never buffer more than its message limit.
+//! The frame decoder (`Decoder::decode`) as a server or a client: the first byte's low bit picks
+//! the role (as in `inflate_message`), the rest of it the size of the reads the input is cut
+//! into, as a socket would. Must never panic, and must never buffer more than its message limit.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,11 +10,16 @@ use protocol::message::Decoder;
 const MAX_MESSAGE: usize = 64 * 1024;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&read_size, data)) = data.split_first() else {
+    let Some((&first, data)) = data.split_first() else {
         return;
     };
-    let read_size = usize::from(read_size).max(1);
-    let mut decoder = Decoder::new(Role::Server, MAX_MESSAGE);
+    let role = if first & 1 == 0 {
+        Role::Server
+    } else {
+        Role::Client
+    };
+    let read_size = usize::from(first >> 1).max(1);
+    let mut decoder = Decoder::new(role, MAX_MESSAGE);
     let mut pending = Vec::new();
     for read in data.chunks(read_size) {
         pending.extend_from_slice(read);
