@@ -290,16 +290,23 @@ pub fn http_request_bytes(address: SocketAddr, request: &[u8]) -> HttpResponse {
     let _ = stream.write_all(request);
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    let head_end = response
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no http head in {:?}", String::from_utf8_lossy(&response)));
-    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    HttpResponse {
-        status,
-        head,
-        body: response[head_end + 4..].to_vec(),
+    HttpResponse::parse(&response)
+}
+
+impl HttpResponse {
+    /// Splits a whole response into its status, head and body; panics when it has no head.
+    pub fn parse(response: &[u8]) -> HttpResponse {
+        let head_end = response
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no http head in {:?}", String::from_utf8_lossy(response)));
+        let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        HttpResponse {
+            status,
+            head,
+            body: response[head_end + 4..].to_vec(),
+        }
     }
 }
 

@@ -7,12 +7,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use crate::{Client, ClientStream, WAIT};
+use crate::{Client, ClientStream, HttpResponse, WAIT};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
@@ -52,8 +52,11 @@ impl Drop for TempDir {
     }
 }
 
-/// A self-signed certificate for 127.0.0.1 and localhost, and its key, as PEM files.
+/// A self-signed certificate for 127.0.0.1 and localhost, and its key, as PEM files in a
+/// directory of their own, removed with them.
 pub struct TestCertificate {
+    /// The directory: a test may put other files beside the two.
+    pub dir: TempDir,
     /// The certificate (PEM).
     pub cert: PathBuf,
     /// The private key (PEM, PKCS#8).
@@ -62,10 +65,11 @@ pub struct TestCertificate {
 
 impl TestCertificate {
     /// Makes a new P-256 key and a certificate valid for two days with the project's one
-    /// `openssl` line, into `dir` as `NAME-cert.pem` and `NAME-key.pem`.
-    pub fn make(dir: &Path, name: &str) -> TestCertificate {
-        let cert = dir.join(format!("{name}-cert.pem"));
-        let key = dir.join(format!("{name}-key.pem"));
+    /// `openssl` line, as `NAME-cert.pem` and `NAME-key.pem` in a new directory.
+    pub fn make(name: &str) -> TestCertificate {
+        let dir = TempDir::create();
+        let cert = dir.path.join(format!("{name}-cert.pem"));
+        let key = dir.path.join(format!("{name}-key.pem"));
         let output = Command::new("openssl")
             .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
             .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
@@ -82,7 +86,7 @@ impl TestCertificate {
             "openssl req failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        TestCertificate { cert, key }
+        TestCertificate { dir, cert, key }
     }
 
     /// The certificate's DER bytes, as a server presents them.
@@ -245,16 +249,11 @@ pub fn https_request(
             Err(error) => panic!("reading the HTTPS response failed: {error}"),
         }
     };
-    let head_end = response
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no http head in {:?}", String::from_utf8_lossy(&response)));
-    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let HttpResponse { status, head, body } = HttpResponse::parse(&response);
     HttpsResponse {
         status,
         head,
-        body: response[head_end + 4..].to_vec(),
+        body,
         closed_with_close_notify,
     }
 }

@@ -47,21 +47,17 @@ struct TlsServer {
     server: Server,
     config: Arc<ClientConfig>,
     certificate: TestCertificate,
-    /// Last: removed once the server is stopped.
-    _dir: TempDir,
 }
 
 impl TlsServer {
     fn start(args: &[&str]) -> TlsServer {
-        let dir = TempDir::create();
-        let certificate = TestCertificate::make(&dir.path, "server");
+        let certificate = TestCertificate::make("server");
         let server = Server::start_tls(&certificate.cert, &certificate.key, args);
         let config = trusting(&certificate);
         TlsServer {
             server,
             config,
             certificate,
-            _dir: dir,
         }
     }
 }
@@ -71,7 +67,6 @@ fn python_websockets_clients_chat_in_rooms_over_wss() {
     let TlsServer {
         server,
         certificate,
-        _dir,
         ..
     } = TlsServer::start(&[]);
     let python = workspace().join(".venv/bin/python");
@@ -127,12 +122,7 @@ fn python_websockets_clients_chat_in_rooms_over_wss() {
 fn plain_text_requests_on_the_tls_port_get_an_alert_and_a_close_at_once_and_are_counted() {
     // A handshake timeout far beyond the read timeout: a close seen here is the answer to the
     // plain text itself, not a timer.
-    let TlsServer {
-        server,
-        config,
-        _dir,
-        ..
-    } = TlsServer::start(&["--handshake-timeout", "60s"]);
+    let TlsServer { server, config, .. } = TlsServer::start(&["--handshake-timeout", "60s"]);
     let requests = [
         "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_owned(),
         format!(
@@ -163,8 +153,6 @@ fn healthz_the_page_and_metrics_are_served_over_https_with_tls_1_2_and_1_3_and_a
         server,
         config,
         certificate,
-        _dir,
-        ..
     } = TlsServer::start(&[]);
     for (version, expected) in [
         (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
@@ -202,12 +190,8 @@ fn healthz_the_page_and_metrics_are_served_over_https_with_tls_1_2_and_1_3_and_a
 
 #[test]
 fn a_websocket_upgrade_over_tls_echoes_and_its_close_handshake_ends_with_close_notify() {
-    let TlsServer {
-        server,
-        config,
-        _dir,
-        ..
-    } = TlsServer::start(&["--mode", "echo", "--max-message-size", "4194304"]);
+    let TlsServer { server, config, .. } =
+        TlsServer::start(&["--mode", "echo", "--max-message-size", "4194304"]);
     let mut client = TlsClient::connect_wss(server.address, &config, "/echo");
     client.send_text("hello over tls");
     assert_eq!(
@@ -233,12 +217,7 @@ fn a_websocket_upgrade_over_tls_echoes_and_its_close_handshake_ends_with_close_n
 
 #[test]
 fn the_handshake_timeout_covers_the_tls_handshake() {
-    let TlsServer {
-        server,
-        config,
-        _dir,
-        ..
-    } = TlsServer::start(&["--handshake-timeout", "1s"]);
+    let TlsServer { server, config, .. } = TlsServer::start(&["--handshake-timeout", "1s"]);
     // Silent from the start.
     let mut silent = TcpStream::connect(server.address).unwrap();
     // Half a ClientHello, then silence.
@@ -272,12 +251,7 @@ fn start_chatters(address: SocketAddr, config: &Arc<ClientConfig>) -> Chatters {
 
 #[test]
 fn slowloris_over_tls_is_dropped_at_the_handshake_timeout_while_others_chat() {
-    let TlsServer {
-        server,
-        config,
-        _dir,
-        ..
-    } = TlsServer::start(&["--handshake-timeout", "1s"]);
+    let TlsServer { server, config, .. } = TlsServer::start(&["--handshake-timeout", "1s"]);
     let chatters = start_chatters(server.address, &config);
     // TLS handshakes completed, then the HTTP head one byte at a time, one record per byte.
     let mut slow: Vec<_> = (0..50)
@@ -304,11 +278,11 @@ fn slowloris_over_tls_is_dropped_at_the_handshake_timeout_while_others_chat() {
 
 #[test]
 fn sighup_loads_a_new_certificate_for_new_connections_and_open_ones_keep_working() {
-    let dir = TempDir::create();
-    let first = TestCertificate::make(&dir.path, "first");
-    let second = TestCertificate::make(&dir.path, "second");
+    let first = TestCertificate::make("first");
+    let second = TestCertificate::make("second");
     let (first_der, second_der) = (first.der(), second.der());
     // The server reads these two paths; their content changes under it.
+    let dir = TempDir::create();
     let (cert_path, key_path) = (dir.path.join("cert.pem"), dir.path.join("key.pem"));
     std::fs::copy(&first.cert, &cert_path).unwrap();
     std::fs::copy(&first.key, &key_path).unwrap();
@@ -358,8 +332,6 @@ fn a_reload_of_a_broken_file_keeps_the_old_certificate_and_says_which_file() {
         server,
         config,
         certificate,
-        _dir,
-        ..
     } = TlsServer::start(&[]);
     let der = certificate.der();
     let mut open = TlsClient::connect_wss(server.address, &config, "/kept");
@@ -407,16 +379,15 @@ fn assert_start_refused(cert: &std::path::Path, key: &std::path::Path, named: &[
 
 #[test]
 fn a_key_that_does_not_match_the_certificate_is_refused_at_start_with_exit_2() {
-    let dir = TempDir::create();
-    let first = TestCertificate::make(&dir.path, "first");
-    let second = TestCertificate::make(&dir.path, "second");
+    let first = TestCertificate::make("first");
+    let second = TestCertificate::make("second");
     assert_start_refused(&first.cert, &second.key, &[&first.cert, &second.key]);
 }
 
 #[test]
 fn a_missing_certificate_or_key_file_is_refused_at_start_with_exit_2_naming_it() {
-    let dir = TempDir::create();
-    let certificate = TestCertificate::make(&dir.path, "server");
+    let certificate = TestCertificate::make("server");
+    let dir = &certificate.dir;
     let missing = dir.path.join("missing.pem");
     assert_start_refused(&missing, &certificate.key, &[&missing]);
     assert_start_refused(&certificate.cert, &missing, &[&missing]);
@@ -426,9 +397,8 @@ fn a_missing_certificate_or_key_file_is_refused_at_start_with_exit_2_naming_it()
 
 #[test]
 fn a_file_without_a_pem_block_is_refused_at_start_with_exit_2_naming_it() {
-    let dir = TempDir::create();
-    let certificate = TestCertificate::make(&dir.path, "server");
-    let not_pem = dir.path.join("not-pem.txt");
+    let certificate = TestCertificate::make("server");
+    let not_pem = certificate.dir.path.join("not-pem.txt");
     std::fs::write(&not_pem, "this file holds no PEM block at all\n").unwrap();
     assert_start_refused(&not_pem, &certificate.key, &[&not_pem]);
     assert_start_refused(&certificate.cert, &not_pem, &[&not_pem]);
@@ -438,8 +408,7 @@ fn a_file_without_a_pem_block_is_refused_at_start_with_exit_2_naming_it() {
 
 #[test]
 fn tls_cert_without_tls_key_and_the_reverse_are_usage_errors() {
-    let dir = TempDir::create();
-    let certificate = TestCertificate::make(&dir.path, "server");
+    let certificate = TestCertificate::make("server");
     for (given, missing) in [
         (
             ["--tls-cert", certificate.cert.to_str().unwrap()],
