@@ -8,7 +8,9 @@ use protocol::close::{encode_payload, CloseCode};
 use protocol::deflate::{DeflateOffer, Deflater, ServerDeflateConfig};
 use protocol::frame::{encode_frame, encode_frame_with_rsv1, OpCode, Role};
 use protocol::handshake::client::ClientHandshake;
-use protocol::handshake::server::{validate_request, write_accept, write_accept_with_deflate};
+use protocol::handshake::server::{
+    validate_request, write_accept, write_accept_with_deflate, Upgrade,
+};
 use protocol::http::{parse_request, Limits};
 use protocol::message::CloseState;
 use support::{fragments, Receiver, Said};
@@ -16,6 +18,16 @@ use support::{fragments, Receiver, Said};
 /// Everything `wire` holds, read at once; `wire` is left empty.
 fn drain(receiver: &mut Receiver, wire: &mut Vec<u8>) -> Vec<Said> {
     receiver.receive(&std::mem::take(wire))
+}
+
+/// The server's side of the opening handshake: the client's request in `to_server` parsed and
+/// validated (RFC 6455 §4.2.1), and the length of its head.
+fn read_upgrade(to_server: &[u8]) -> (usize, Upgrade<'_>) {
+    let request = parse_request(to_server, Limits::default())
+        .unwrap()
+        .complete()
+        .unwrap();
+    (request.head_len, validate_request(&request).unwrap())
 }
 
 /// Appends a close frame of `code` and `reason` (RFC 6455 §5.5.1).
@@ -45,12 +57,7 @@ fn client_and_server_handshake_exchange_messages_and_close_in_memory() {
         Some([1, 2, 3, 4]),
     );
 
-    let request = parse_request(&to_server, Limits::default())
-        .unwrap()
-        .complete()
-        .unwrap();
-    let head_len = request.head_len;
-    let upgrade = validate_request(&request).unwrap();
+    let (head_len, upgrade) = read_upgrade(&to_server);
     assert_eq!(upgrade.path, "/room");
     assert_eq!(upgrade.protocols, ["chat"]);
     let mut to_client = Vec::new();
@@ -129,12 +136,7 @@ fn client_and_server_negotiate_deflate_and_exchange_compressed_messages_in_memor
     let mut to_server = Vec::new();
     client.write_request_with_deflate(&mut to_server, &offer);
 
-    let request = parse_request(&to_server, Limits::default())
-        .unwrap()
-        .complete()
-        .unwrap();
-    let head_len = request.head_len;
-    let upgrade = validate_request(&request).unwrap();
+    let (head_len, upgrade) = read_upgrade(&to_server);
     let server_agreed = upgrade
         .negotiate_deflate(&ServerDeflateConfig::default())
         .expect("the browser offer is acceptable");
