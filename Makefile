@@ -1,5 +1,5 @@
 # The project's commands. `make test` is what CI runs (.ci/run); it installs what it needs.
-.PHONY: all build test unit conformance test-browser fmt fmt-check lint doc fuzz fuzz-build bench bench-quick bench-setup bench-protocol soak run run-cluster redis-setup clean
+.PHONY: all build test unit conformance test-browser fmt fmt-check lint msrv-check doc fuzz fuzz-build bench bench-quick bench-setup bench-protocol soak run run-cluster redis-setup clean
 
 CARGO ?= cargo
 FUZZ_SECONDS ?= 30
@@ -9,9 +9,9 @@ all: build
 build:
 	$(CARGO) build --workspace --release
 
-## test: formatting, clippy, the API docs, every unit and integration test (the core fuzz
-## target's seeds replayed among them), every fuzz target built, the Autobahn conformance run,
-## and the chat page in a real browser.
+## test: formatting, clippy and the declared rust-version, the API docs, every unit and
+## integration test (the core fuzz target's seeds replayed among them), every fuzz target built,
+## the Autobahn conformance run, and the chat page in a real browser.
 test: fmt-check lint doc unit fuzz-build conformance test-browser
 
 unit: redis-setup
@@ -34,8 +34,15 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-lint:
+## lint: clippy, whose incompatible_msrv lint finds standard library items newer than the
+## declared rust-version (tests included: clippy.toml), after msrv-check.
+lint: msrv-check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## msrv-check: no dependency in Cargo.lock, no syntax we know of, needs a newer Rust than the
+## declared rust-version, and incompatible_msrv is not silenced (scripts/msrv-check.py; a second).
+msrv-check:
+	python3 scripts/msrv-check.py
 
 ## doc: the API docs build without a warning (broken links included).
 doc:

@@ -179,7 +179,24 @@ def compression_servers():
 FLOOD_SERVERS = ("ours", "bun", "tokio-broadcast", "node-ws")
 
 
-class Server:
+class Started:
+    """A process started for the runs (`self.process`), with its log file (`self.log`):
+    killed and the log closed by `stop`, or on leaving a `with` block."""
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+
+
+class Server(Started):
     """A server under test, pinned to its core; stopped on exit."""
 
     def __init__(self, name, spec, log_dir):
@@ -228,18 +245,6 @@ class Server:
         except OSError as error:
             return [f"# GET /metrics failed: {error}"]
         return [line for line in text.splitlines() if re.search(pattern, line)]
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-        self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_):
-        self.stop()
 
 
 def loadgen_command(run, server, args, out_dir, name):
@@ -291,6 +296,20 @@ def serve(name, spec, out_dir, key):
         return None
 
 
+def measure(key, announcement, name, spec, out_dir, run, args, extra=None, before=None):
+    """One run: prints `announcement`, starts server `name` afresh from `spec`, runs loadgen
+    `run` with `args` against it, and stops it. Returns the loadgen's report, or None when the
+    server did not start or the loadgen failed (either recorded under `key`). `before(server)`,
+    if given, runs first and returns more to add to the report beside `extra`."""
+    print(announcement, flush=True)
+    server = serve(name, spec, out_dir, key)
+    if server is None:
+        return None
+    with server:
+        added = dict(extra or {}, **(before(server) if before else {}))
+        return loadgen(run, server, args, out_dir, key, extra=added or None)
+
+
 # ---------------------------------------------------------------------------------------------
 # Sections: each runs its loads and leaves one JSON (+ .hgrm) per run in out_dir, or a .failed
 # file saying why a run could not be made. The README is built from those files alone.
@@ -306,15 +325,10 @@ def step_search(prefix, specs, names, rates, always, out_dir, duration):
         while pending:
             rate = pending.pop(0)
             key = f"{prefix}-{rate}r-{name}"
-            print(f"{prefix}: {clients} clients, 10 senders, {rate} msg/s -> {name}", flush=True)
-            server = serve(name, specs[name], out_dir, key)
-            if server is None:
-                break
-            with server:
-                report = loadgen("fanout", server, [
-                    "--clients", str(clients), "--senders", "10", "--rate", str(rate), "--duration", duration,
-                    "--drain", size("2s", "2s", "1s"), "--connect-rate", "5000",
-                ], out_dir, key)
+            report = measure(key, f"{prefix}: {clients} clients, 10 senders, {rate} msg/s -> {name}", name, specs[name], out_dir, "fanout", [
+                "--clients", str(clients), "--senders", "10", "--rate", str(rate), "--duration", duration,
+                "--drain", size("2s", "2s", "1s"), "--connect-rate", "5000",
+            ])
             if not report:
                 break
             row = summary(report)
@@ -337,15 +351,10 @@ def fanout(names, out_dir):
         for senders, rate in patterns:
             for name in names:
                 key = f"fanout-{clients}c-{senders}s-{rate}r-{name}"
-                print(f"fanout: {clients} clients, {senders} sender(s), {rate} msg/s -> {name}", flush=True)
-                server = serve(name, SPECS[name], out_dir, key)
-                if server is None:
-                    continue
-                with server:
-                    loadgen("fanout", server, [
-                        "--clients", str(clients), "--senders", str(senders), "--rate", str(rate),
-                        "--duration", duration, "--drain", size("3s", "3s", "1s"), "--connect-rate", "5000", "--connect-timeout", "30s",
-                    ], out_dir, key)
+                measure(key, f"fanout: {clients} clients, {senders} sender(s), {rate} msg/s -> {name}", name, SPECS[name], out_dir, "fanout", [
+                    "--clients", str(clients), "--senders", str(senders), "--rate", str(rate),
+                    "--duration", duration, "--drain", size("3s", "3s", "1s"), "--connect-rate", "5000", "--connect-timeout", "30s",
+                ])
 
 
 def idle_memory(prefix, specs, names, out_dir, connect_rate):
@@ -355,16 +364,15 @@ def idle_memory(prefix, specs, names, out_dir, connect_rate):
         if specs[name].get("raw"):
             continue
         key = f"{prefix}-{clients}-{name}"
-        print(f"{prefix}: {clients} idle connections -> {name}", flush=True)
-        server = serve(name, specs[name], out_dir, key)
-        if server is None:
-            continue
-        with server:
-            time.sleep(0.5)
-            baseline = rss(server.process.pid)
-            loadgen("connect", server, [
-                "--clients", str(clients), "--connect-rate", str(connect_rate), "--connect-timeout", "30s", "--hold", size("3s", "3s", "1s"),
-            ], out_dir, key, extra={"server_rss_before_clients_bytes": baseline})
+        measure(key, f"{prefix}: {clients} idle connections -> {name}", name, specs[name], out_dir, "connect", [
+            "--clients", str(clients), "--connect-rate", str(connect_rate), "--connect-timeout", "30s", "--hold", size("3s", "3s", "1s"),
+        ], before=rss_before_clients)
+
+
+def rss_before_clients(server):
+    """The server's RSS once it has settled, before any client connects."""
+    time.sleep(0.5)
+    return {"server_rss_before_clients_bytes": rss(server.process.pid)}
 
 
 def memory(names, out_dir):
@@ -377,12 +385,8 @@ def echo(names, out_dir):
     for name in names:
         for rate in rates:
             key = f"echo-{rate}r-{name}"
-            print(f"echo: 100 clients, {rate} msg/s -> {name}", flush=True)
-            server = serve(name, ECHO_SPECS[name], out_dir, key)
-            if server is None:
-                break
-            with server:
-                report = loadgen("echo", server, ["--clients", "100", "--rate", str(rate), "--duration", size("3s", "3s", "1s"), "--drain", size("2s", "2s", "1s")], out_dir, key)
+            report = measure(key, f"echo: 100 clients, {rate} msg/s -> {name}", name, ECHO_SPECS[name], out_dir, "echo",
+                             ["--clients", "100", "--rate", str(rate), "--duration", size("3s", "3s", "1s"), "--drain", size("2s", "2s", "1s")])
             if not report:
                 break
             row = summary(report)
@@ -455,18 +459,13 @@ def compression(names, out_dir):
         template = chat_message(message_bytes)
         for name in names:
             key = f"compression-{label}-{name}"
-            print(f"compression: {clients} clients, 10 senders, 20 msg/s, {label} JSON -> {name}", flush=True)
-            server = serve(name, COMPRESSION_SPECS[name], out_dir, key)
-            if server is None:
-                continue
-            with server:
-                loadgen("fanout", server, [
-                    "--clients", str(clients), "--senders", "10", "--rate", "20", "--duration", size("6s", "6s", "2s"), "--drain", size("3s", "3s", "1s"),
-                    "--connect-rate", "5000", "--compress", "--message", template,
-                    # The template is already the message's size; no '.' padding of the probe
-                    # (it would compress better than chat does).
-                    "--payload", str(PROBE_BYTES),
-                ], out_dir, key, extra={"message_template": template, "message_bytes_planned": message_bytes})
+            measure(key, f"compression: {clients} clients, 10 senders, 20 msg/s, {label} JSON -> {name}", name, COMPRESSION_SPECS[name], out_dir, "fanout", [
+                "--clients", str(clients), "--senders", "10", "--rate", "20", "--duration", size("6s", "6s", "2s"), "--drain", size("3s", "3s", "1s"),
+                "--connect-rate", "5000", "--compress", "--message", template,
+                # The template is already the message's size; no '.' padding of the probe
+                # (it would compress better than chat does).
+                "--payload", str(PROBE_BYTES),
+            ], extra={"message_template": template, "message_bytes_planned": message_bytes})
 
 
 def flood(names, out_dir):
@@ -515,7 +514,7 @@ def flood(names, out_dir):
                 finish_report(out_dir, key, shown, started, result, extra)
 
 
-class RedisServer:
+class RedisServer(Started):
     """A local redis-server for the cluster rows, pinned to the servers' core (the cluster gets
     the same one core as a single process: the rows show what the bus costs, not what more
     cores give), on a free port, nothing saved to disk; stopped on exit."""
@@ -539,18 +538,6 @@ class RedisServer:
     @property
     def url(self):
         return f"redis://127.0.0.1:{self.port}"
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-        self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_):
-        self.stop()
 
 
 def cpu_seconds(pid):
@@ -1151,11 +1138,23 @@ def versions():
     }
 
 
+def table_head(add, *columns):
+    """A Markdown table's header row and its separator."""
+    add("| " + " | ".join(columns) + " |")
+    add("| " + " | ".join("---" for _ in columns) + " |")
+
+
+def heading(add, title, *paragraphs):
+    """A README section's title and its opening paragraphs, each followed by a blank line."""
+    for text in (title,) + paragraphs:
+        add(text)
+        add("")
+
+
 def setup_table(add, title, specs, names):
     if not names:
         return
-    add(f"| {title} | setup |")
-    add("| --- | --- |")
+    table_head(add, title, "setup")
     for name in names:
         add(f"| {name} | {specs[name]['setup'] if name in specs else '-'} |")
     add("")
@@ -1178,15 +1177,12 @@ def write_saturation(add, results):
         return
     names = ordered({name for name, _ in steps}, SERVER_ORDER)
     best, by_rate = best_and_by_rate(steps)
-    add("## Saturation: highest sustained deliveries per second")
-    add("")
-    add("1,000 clients, 10 senders, the total rate stepped up until deliveries per second stop growing or p99 passes 100 ms. "
-        "*Sustained* is the best step with at least 98% delivered and p99 under 1 s.")
-    add("")
+    heading(add, "## Saturation: highest sustained deliveries per second",
+            "1,000 clients, 10 senders, the total rate stepped up until deliveries per second stop growing or p99 passes 100 ms. "
+            "*Sustained* is the best step with at least 98% delivered and p99 under 1 s.")
     ours_best = best.get("ours", (0, None))[0]
     ours_2m = by_rate.get(2000, {}).get("ours")
-    add("| server | sustained deliveries/s | ours / theirs | p99 at that rate | p99 at 2M/s offered | ours / theirs | delivered at 2M/s | server CPU at 2M/s | loadgen CPU at 2M/s |")
-    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    table_head(add, "server", "sustained deliveries/s", "ours / theirs", "p99 at that rate", "p99 at 2M/s offered", "ours / theirs", "delivered at 2M/s", "server CPU at 2M/s", "loadgen CPU at 2M/s")
     for name in names:
         rate_best, row = best.get(name, (0, None))
         row2 = by_rate.get(2000, {}).get(name)
@@ -1203,8 +1199,7 @@ def write_saturation(add, results):
     add("")
     add("p99 delivery latency at every offered rate, side by side (ours / theirs in brackets; `-` where a server was not run at that rate, having saturated below it):")
     add("")
-    add("| offered deliveries/s | " + " | ".join(names) + " |")
-    add("| --- | " + " | ".join("---" for _ in names) + " |")
+    table_head(add, "offered deliveries/s", *names)
     for rate in sorted(by_rate):
         cells = []
         ours_row = by_rate[rate].get("ours")
@@ -1222,8 +1217,7 @@ def write_saturation(add, results):
     add("")
     add("Every step:")
     add("")
-    add("| server | offered msg/s | offered deliveries/s | delivered/s | delivered | p50 | p99 | p99.9 | max | server CPU | loadgen CPU |")
-    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    table_head(add, "server", "offered msg/s", "offered deliveries/s", "delivered/s", "delivered", "p50", "p99", "p99.9", "max", "server CPU", "loadgen CPU")
     for (name, rate), (row, _) in sorted(steps.items(), key=lambda item: (names.index(item[0][0]), item[0][1])):
         add(f"| {name} | {rate:,} | {rate * 1000:,} | {row['per_second']:,.0f}{bound_mark(row)} | {row['delivered_share'] * 100:.1f}% | {latency_cells(row)} | {cpu_cells(row)} |")
     add("")
@@ -1233,12 +1227,8 @@ def write_fanout(add, results):
     rows = results["fanout"]
     if not rows:
         return
-    add("## Fan-out at a fixed rate")
-    add("")
-    add("One room, 64-byte messages; `rate` is messages per second from all senders together. Ratio: ours / theirs on p99 completion.")
-    add("")
-    add("| clients | senders @ total rate | server | delivery p50 | p99 | p99.9 | max | completion p50 | p99 | ours / theirs | max | lost | server CPU | loadgen CPU |")
-    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    heading(add, "## Fan-out at a fixed rate", "One room, 64-byte messages; `rate` is messages per second from all senders together. Ratio: ours / theirs on p99 completion.")
+    table_head(add, "clients", "senders @ total rate", "server", "delivery p50", "p99", "p99.9", "max", "completion p50", "p99", "ours / theirs", "max", "lost", "server CPU", "loadgen CPU")
     names = ordered({key[3] for key in rows}, SERVER_ORDER)
     for clients, senders, rate in sorted({key[:3] for key in rows}):
         ours = rows.get((clients, senders, rate, "ours"), (None, None))[0]
@@ -1255,12 +1245,8 @@ def write_fanout(add, results):
 def write_memory_table(add, rows, title, intro):
     if not rows:
         return
-    add(title)
-    add("")
-    add(intro)
-    add("")
-    add("| server | connected | RSS before | RSS with 10,000 | per connection | ours / theirs |")
-    add("| --- | --- | --- | --- | --- | --- |")
+    heading(add, title, intro)
+    table_head(add, "server", "connected", "RSS before", "RSS with 10,000", "per connection", "ours / theirs")
     ours = rows.get("ours", ({},))[0].get("per_connection")
     for name in ordered(set(rows), SERVER_ORDER):
         row = rows[name][0]
@@ -1276,12 +1262,8 @@ def write_echo(add, results):
     rows = results["echo"]
     if not rows:
         return
-    add("## Echo")
-    add("")
-    add("100 clients, each sends on the schedule and measures the round trip of its own echo: our server in `--mode echo` beside Bun's echo server. Ratio: ours / theirs on p99.")
-    add("")
-    add("| offered msg/s | server | delivered/s | delivered | p50 | p99 | ours / theirs | p99.9 | max | server CPU | loadgen CPU |")
-    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    heading(add, "## Echo", "100 clients, each sends on the schedule and measures the round trip of its own echo: our server in `--mode echo` beside Bun's echo server. Ratio: ours / theirs on p99.")
+    table_head(add, "offered msg/s", "server", "delivered/s", "delivered", "p50", "p99", "ours / theirs", "p99.9", "max", "server CPU", "loadgen CPU")
     for rate in sorted({rate for _, rate in rows}):
         ours = rows.get(("ours", rate), (None,))[0]
         for name in ordered({name for name, _ in rows}, SERVER_ORDER):
@@ -1299,18 +1281,15 @@ def write_tls(add, results):
     memory_rows = memory_of(results, "tls")
     if not steps and not memory_rows:
         return
-    add("## TLS (wss://)")
-    add("")
-    add("1,000 clients, 10 senders, 64-byte messages over wss:// with a self-signed P-256 certificate (`loadgen --insecure`); the rate stepped up as in the saturation table. "
-        "`ours-plain` is our server over ws:// at the same steps: the difference is what encryption costs. The loadgen decrypts every delivery, so it is the limit sooner than in plain text.")
-    add("")
+    heading(add, "## TLS (wss://)",
+            "1,000 clients, 10 senders, 64-byte messages over wss:// with a self-signed P-256 certificate (`loadgen --insecure`); the rate stepped up as in the saturation table. "
+            "`ours-plain` is our server over ws:// at the same steps: the difference is what encryption costs. The loadgen decrypts every delivery, so it is the limit sooner than in plain text.")
     names = ordered({name for name, _ in steps}, ["ours", "ours-plain"] + SERVER_ORDER + ["tokio-rustls"])
     best, by_rate = best_and_by_rate(steps)
     if steps:
         ours_best = best.get("ours", (0, None))[0]
         ours_1m = by_rate.get(1000, {}).get("ours")
-        add("| server | sustained deliveries/s | ours / theirs | p99 at 1M/s offered | ours / theirs | delivered at 1M/s | server CPU at 1M/s | loadgen CPU at 1M/s |")
-        add("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        table_head(add, "server", "sustained deliveries/s", "ours / theirs", "p99 at 1M/s offered", "ours / theirs", "delivered at 1M/s", "server CPU at 1M/s", "loadgen CPU at 1M/s")
         for name in names:
             rate_best = best.get(name, (0, None))[0]
             row = by_rate.get(1000, {}).get(name)
@@ -1331,8 +1310,7 @@ def write_tls(add, results):
         add("")
         add("Every step:")
         add("")
-        add("| server | offered deliveries/s | delivered/s | delivered | p50 | p99 | p99.9 | max | server CPU | loadgen CPU |")
-        add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        table_head(add, "server", "offered deliveries/s", "delivered/s", "delivered", "p50", "p99", "p99.9", "max", "server CPU", "loadgen CPU")
         for (name, rate), (row, _) in sorted(steps.items(), key=lambda item: (names.index(item[0][0]), item[0][1])):
             add(f"| {name} | {rate * 1000:,} | {row['per_second']:,.0f}{bound_mark(row)} | {row['delivered_share'] * 100:.1f}% | {latency_cells(row)} | {cpu_cells(row)} |")
         add("")
@@ -1344,15 +1322,12 @@ def write_compression(add, results):
     rows = results["compression"]
     if not rows:
         return
-    add("## Compression (permessage-deflate)")
-    add("")
-    add("1,000 receivers in one room, 10 senders at 20 messages/s in total (20,000 deliveries/s), JSON chat messages of about 300 B and about 2 KB "
-        "(English-like words around the probe); the loadgen offers permessage-deflate (`--compress`) and inflates what comes back. "
-        "*CPU per delivery* is the server's CPU time over the run divided by the deliveries received; *wire* is what the clients read, frames and all. "
-        "`ours-off` is our server with `--compression off`, the reference.")
-    add("")
-    add("| message | server | CPU per delivery | ours / theirs | wire bytes per delivery | wire / payload | delivered | delivery p99 | server CPU | loadgen CPU |")
-    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    heading(add, "## Compression (permessage-deflate)",
+            "1,000 receivers in one room, 10 senders at 20 messages/s in total (20,000 deliveries/s), JSON chat messages of about 300 B and about 2 KB "
+            "(English-like words around the probe); the loadgen offers permessage-deflate (`--compress`) and inflates what comes back. "
+            "*CPU per delivery* is the server's CPU time over the run divided by the deliveries received; *wire* is what the clients read, frames and all. "
+            "`ours-off` is our server with `--compression off`, the reference.")
+    table_head(add, "message", "server", "CPU per delivery", "ours / theirs", "wire bytes per delivery", "wire / payload", "delivered", "delivery p99", "server CPU", "loadgen CPU")
     for label in COMPRESSION_SIZES:
         ours = rows.get((label, "ours"), (None,))[0]
         for name in ordered({name for size, name in rows if size == label}, ["ours", "ours-off"] + SERVER_ORDER):
@@ -1372,8 +1347,7 @@ def write_flood(add, results):
     rows = results["flood"]
     if not rows:
         return
-    add("## Flood: one abusive client in a room of chatters")
-    add("")
+    heading(add, "## Flood: one abusive client in a room of chatters")
     sample = next(iter(rows.values()))[1]
     chatters, seconds = sample["run"]["clients"], sample["run"]["duration_s"]
     flooder_seconds = next((re.search(r"--duration (\S+)", report["flooder"]["cmd"])[1] for _, report in rows.values() if "cmd" in report.get("flooder", {})), "?")
@@ -1382,8 +1356,7 @@ def write_flood(add, results):
         "discarding what comes back. It runs on the loadgen's core. Each server is started afresh for each run. "
         "Ratio: the chatters' delivery p99 flooded / quiet (the goal for ours: at most 2).")
     add("")
-    add("| server | lost (quiet / flooded) | disconnected (quiet / flooded) | delivery p99 quiet | p99 flooded | flooded / quiet | flooder sent | flood messages relayed to the chatters | flooder's connection | server CPU flooded | loadgen CPU flooded |")
-    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    table_head(add, "server", "lost (quiet / flooded)", "disconnected (quiet / flooded)", "delivery p99 quiet", "p99 flooded", "flooded / quiet", "flooder sent", "flood messages relayed to the chatters", "flooder's connection", "server CPU flooded", "loadgen CPU flooded")
     for name in ordered({name for name, _ in rows}, SERVER_ORDER):
         quiet, flooded = rows.get((name, "quiet")), rows.get((name, "flooded"))
         q = quiet[0] if quiet else None
@@ -1414,21 +1387,16 @@ def write_flood(add, results):
 def write_redis(add, results):
     rows = results["redis"]
     if not rows:
-        add("## Rooms across processes (Redis)")
-        add("")
-        add("Not measured in this run (`bench/run.py --only redis`).")
-        add("")
+        heading(add, "## Rooms across processes (Redis)", "Not measured in this run (`bench/run.py --only redis`).")
         return
-    add("## Rooms across processes (Redis pub/sub)")
-    add("")
+    heading(add, "## Rooms across processes (Redis pub/sub)")
     clients = next(iter(rows.values()))[1].get("run", {}).get("clients", 1000)
     add(f"One room of {clients:,} clients, 10 senders. *1 process*: our server alone. *2 processes*: two of our servers with `--redis` and a local redis-server, "
         "the loadgen's clients spread round robin over both (two `--url`s); each message is delivered locally at once and published once, "
         "the other process frames it once for its members. Both processes and redis-server share the servers' one core (the same CPU as 1 process), "
         "so the rows show what the bus costs, not what more cores give. *CPU* is the sum of the processes' CPU over the run (from /proc).")
     add("")
-    add("| deliveries/s offered | setup | deliveries/s | delivered | delivery p50 | p99 | p99.9 | CPU (servers + redis) | loadgen CPU |")
-    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    table_head(add, "deliveries/s offered", "setup", "deliveries/s", "delivered", "delivery p50", "p99", "p99.9", "CPU (servers + redis)", "loadgen CPU")
     for rate in sorted({key[1] for key in rows if key[0] in ("1proc", "2proc")}):
         for setup in ("1proc", "2proc"):
             entry = rows.get((setup, rate))
@@ -1451,8 +1419,7 @@ def write_redis(add, results):
         add("")
         if len(per_url) == 2:
             local, remote = (entry.get("delivery_latency_us") or {} for entry in per_url)
-            add("| receivers | delivery p50 | p99 | p99.9 | max |")
-            add("| --- | --- | --- | --- | --- |")
+            table_head(add, "receivers", "delivery p50", "p99", "p99.9", "max")
             add(f"| on the sender's process (local) | {fmt_us(local.get('p50'))} | {fmt_us(local.get('p99'))} | {fmt_us(local.get('p99_9'))} | {fmt_us(local.get('max'))} |")
             add(f"| on the other process (through Redis) | {fmt_us(remote.get('p50'))} | {fmt_us(remote.get('p99'))} | {fmt_us(remote.get('p99_9'))} | {fmt_us(remote.get('max'))} |")
             if local.get("p50") and remote.get("p50"):
@@ -1574,8 +1541,7 @@ def write_readme(out_dir, runs, quick, results, failures, plots):
         add(line)
     for line in targets(results, quick):
         add(line)
-    add("## How each server was set up")
-    add("")
+    heading(add, "## How each server was set up")
     plain = {key[3] for key in results["fanout"]} | {name for name, _ in results["saturation"]} | set(results["memory"]) | {name for name, _ in results["flood"]}
     setup_table(add, "server", SPECS, ordered(plain, SERVER_ORDER))
     setup_table(add, "echo server", ECHO_SPECS, ordered({name for name, _ in results["echo"]}, SERVER_ORDER))
@@ -1592,10 +1558,7 @@ def write_readme(out_dir, runs, quick, results, failures, plots):
     write_flood(add, results)
 
     if failures:
-        add("## Runs that could not be made")
-        add("")
-        add("A server that did not start or a loadgen that failed leaves no figure, only this (the first lines of what it said):")
-        add("")
+        heading(add, "## Runs that could not be made", "A server that did not start or a loadgen that failed leaves no figure, only this (the first lines of what it said):")
         for stem, text in failures:
             first = " / ".join(line for line in text.splitlines()[:3] if line.strip())[:300]
             add(f"- `{stem}`: {first}")
@@ -1603,16 +1566,12 @@ def write_readme(out_dir, runs, quick, results, failures, plots):
     write_redis(add, results)
 
     if plots:
-        add("## Plots")
-        add("")
+        heading(add, "## Plots")
         for plot in plots:
             add(f"![{plot}]({plot})")
             add("")
 
-    add("## Raw data and commands")
-    add("")
-    add("Every run left `<run>.json` (the loadgen's `--json`) and `<run>.hgrm` here; each JSON holds the exact command under `cmd` (the flood rows also the flooder's under `flooder.cmd`). For example:")
-    add("")
+    heading(add, "## Raw data and commands", "Every run left `<run>.json` (the loadgen's `--json`) and `<run>.hgrm` here; each JSON holds the exact command under `cmd` (the flood rows also the flooder's under `flooder.cmd`). For example:")
     add("```")
     shown = 0
     for section in ("saturation", "fanout", "tls", "compression", "flood"):

@@ -274,7 +274,7 @@ pub fn encode_frame(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
-    append_frame(out, fin, false, opcode, payload, mask);
+    encode_frame_with_rsv1(out, fin, false, opcode, payload, mask);
 }
 
 /// Appends a whole message already compressed with permessage-deflate as one frame: FIN and
@@ -288,10 +288,13 @@ pub fn encode_compressed_frame(
     compressed: &[u8],
     mask: Option<[u8; 4]>,
 ) {
-    append_frame(out, true, true, opcode, compressed, mask);
+    encode_frame_with_rsv1(out, true, true, opcode, compressed, mask);
 }
 
-fn append_frame(
+/// [`encode_frame`] with RSV1: a message compressed with permessage-deflate and sent in
+/// fragments sets it on its first frame and on no other (RFC 7692 §6); the payloads are the
+/// pieces of the compressed message. [`encode_compressed_frame`] is the one-frame case.
+pub fn encode_frame_with_rsv1(
     out: &mut Vec<u8>,
     fin: bool,
     rsv1: bool,
@@ -604,5 +607,11 @@ mod tests {
         assert_eq!(header[..len], hex("41 03"));
         let len = encode_header_with_rsv1(&mut header, true, false, OpCode::Continuation, 4, None);
         assert_eq!(header[..len], hex("80 04"));
+        // The same two fragments as whole frames, the second masked.
+        let mut out = Vec::new();
+        encode_frame_with_rsv1(&mut out, false, true, OpCode::Text, &hex("f2 48 cd"), None);
+        let key = Some([1, 2, 3, 4]);
+        encode_frame_with_rsv1(&mut out, true, false, OpCode::Continuation, &[1; 4], key);
+        assert_eq!(out, hex("41 03 f2 48 cd 80 84 01 02 03 04 00 03 02 05"));
     }
 }

@@ -898,19 +898,7 @@ mod tests {
     }
 
     fn compressed_frame(wire: &mut Vec<u8>, fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) {
-        let mut header = [0u8; crate::frame::MAX_HEADER_LEN];
-        let len = crate::frame::encode_header_with_rsv1(
-            &mut header,
-            fin,
-            rsv1,
-            opcode,
-            payload.len() as u64,
-            Some(KEY),
-        );
-        wire.extend_from_slice(&header[..len]);
-        let start = wire.len();
-        wire.extend_from_slice(payload);
-        apply_mask(&mut wire[start..], KEY, 0);
+        crate::frame::encode_frame_with_rsv1(wire, fin, rsv1, opcode, payload, Some(KEY));
     }
 
     /// RFC 7692 §7.2.3.1: "Hello" compressed, as one frame and as two fragments.

@@ -3,21 +3,16 @@
 //! encodes and decodes back to itself in both roles, whatever the reads, through one shared
 //! inflater and whatever window the deflater was given.
 
-use proptest::prelude::*;
-use protocol::deflate::{Deflater, Inflater};
-use protocol::frame::{encode_frame, encode_header_with_rsv1, OpCode, Role, MAX_HEADER_LEN};
-use protocol::mask::apply_mask;
-use protocol::message::{Decoder, Event, Incoming};
+mod support;
 
-#[derive(Debug, Clone, PartialEq)]
-enum Said {
-    Text(String),
-    Binary(Vec<u8>),
-    Ping(Vec<u8>),
-}
+use proptest::prelude::*;
+use protocol::deflate::Deflater;
+use protocol::frame::{encode_frame, encode_frame_with_rsv1, OpCode, Role};
+use support::{fragments, mask_keys, Receiver, Said};
 
 #[derive(Debug, Clone)]
 struct Message {
+    /// A text, a binary or a ping.
     said: Said,
     compressed: bool,
     /// Where the (compressed) payload is cut into fragments.
@@ -58,31 +53,9 @@ fn message() -> impl Strategy<Value = Message> {
         })
 }
 
-fn frame(
-    wire: &mut Vec<u8>,
-    fin: bool,
-    rsv1: bool,
-    opcode: OpCode,
-    payload: &[u8],
-    mask: Option<[u8; 4]>,
-) {
-    let mut header = [0u8; MAX_HEADER_LEN];
-    let len = encode_header_with_rsv1(&mut header, fin, rsv1, opcode, payload.len() as u64, mask);
-    wire.extend_from_slice(&header[..len]);
-    let start = wire.len();
-    wire.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut wire[start..], key, 0);
-    }
-}
-
 fn encode(messages: &[Message], sender: Role, deflater: &mut Deflater) -> Vec<u8> {
     let mut wire = Vec::new();
-    let mut counter = 0u8;
-    let mut mask = || {
-        counter = counter.wrapping_add(41);
-        (sender == Role::Client).then_some([counter, !counter, counter ^ 0x33, 7])
-    };
+    let mut mask = mask_keys(sender, 0);
     for message in messages {
         let (opcode, data): (OpCode, &[u8]) = match &message.said {
             Said::Text(text) => (OpCode::Text, text.as_bytes()),
@@ -91,6 +64,7 @@ fn encode(messages: &[Message], sender: Role, deflater: &mut Deflater) -> Vec<u8
                 encode_frame(&mut wire, true, OpCode::Ping, bytes, mask());
                 continue;
             }
+            other => unreachable!("messages hold no {other:?}"),
         };
         let mut compressed = Vec::new();
         let payload = if message.compressed {
@@ -99,66 +73,21 @@ fn encode(messages: &[Message], sender: Role, deflater: &mut Deflater) -> Vec<u8
         } else {
             data
         };
-        let mut bounds: Vec<usize> = message
-            .cuts
-            .iter()
-            .map(|&cut| cut.min(payload.len()))
-            .collect();
-        bounds.push(payload.len());
-        let mut start = 0;
-        for (index, &end) in bounds.iter().enumerate() {
-            let first = index == 0;
-            let fin = index == bounds.len() - 1;
-            let frame_opcode = if first { opcode } else { OpCode::Continuation };
-            let rsv1 = first && message.compressed;
-            frame(
-                &mut wire,
-                fin,
-                rsv1,
-                frame_opcode,
-                &payload[start..end],
-                mask(),
-            );
-            if first && !fin {
+        for fragment in fragments(opcode, payload, &message.cuts) {
+            let (fin, opcode) = (fragment.fin, fragment.opcode);
+            let rsv1 = fragment.first && message.compressed;
+            encode_frame_with_rsv1(&mut wire, fin, rsv1, opcode, fragment.payload, mask());
+            if fragment.first && !fin {
                 encode_frame(&mut wire, true, OpCode::Ping, b"between", mask());
             }
-            start = end;
         }
     }
     wire
 }
 
 fn decode(wire: &[u8], receiver: Role, read_size: usize) -> Vec<Said> {
-    let mut decoder = Decoder::new(receiver, 1 << 20).with_deflate(true);
-    let mut inflater = Inflater::new();
-    let mut inflated = Vec::new();
-    let mut said = Vec::new();
-    let mut pending = Vec::new();
-    for read in wire.chunks(read_size) {
-        pending.extend_from_slice(read);
-        let mut start = 0;
-        loop {
-            let (consumed, incoming) = decoder
-                .decode_incoming(&mut pending[start..])
-                .expect("valid frames");
-            start += consumed;
-            let event = match incoming {
-                None => break,
-                Some(Incoming::Event(event)) => event,
-                Some(Incoming::Compressed(message)) => message
-                    .inflate(&mut inflater, 1 << 20, &mut inflated)
-                    .expect("valid compressed data"),
-            };
-            said.push(match event {
-                Event::Text(text) => Said::Text(text.to_owned()),
-                Event::Binary(bytes) => Said::Binary(bytes.to_vec()),
-                Event::Ping(bytes) if bytes == b"between" => continue,
-                Event::Ping(bytes) => Said::Ping(bytes.to_vec()),
-                other => panic!("unexpected {other:?}"),
-            });
-        }
-        pending.drain(..start);
-    }
+    let mut said = Receiver::with_deflate(receiver).receive_in_reads(wire, read_size);
+    said.retain(|said| *said != Said::Ping(b"between".to_vec()));
     said
 }
 

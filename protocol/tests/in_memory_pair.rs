@@ -2,40 +2,39 @@
 //! handshake, messages both ways, a ping, and the closing handshake; then the same with
 //! permessage-deflate negotiated and compressed messages both ways.
 
-use protocol::close::{encode_payload, CloseCode};
-use protocol::deflate::{DeflateOffer, Deflater, Inflater, ServerDeflateConfig};
-use protocol::frame::{encode_frame, encode_header_with_rsv1, OpCode, Role, MAX_HEADER_LEN};
-use protocol::handshake::client::ClientHandshake;
-use protocol::handshake::server::{validate_request, write_accept, write_accept_with_deflate};
-use protocol::http::{parse_request, Limits};
-use protocol::mask::apply_mask;
-use protocol::message::{CloseState, Decoder, Event, Incoming};
+mod support;
 
-#[derive(Debug, PartialEq)]
-enum Said {
-    Text(String),
-    Binary(Vec<u8>),
-    Ping(Vec<u8>),
-    Close(Option<u16>),
+use protocol::close::{encode_payload, CloseCode};
+use protocol::deflate::{DeflateOffer, Deflater, ServerDeflateConfig};
+use protocol::frame::{encode_frame, encode_frame_with_rsv1, OpCode, Role};
+use protocol::handshake::client::ClientHandshake;
+use protocol::handshake::server::{
+    validate_request, write_accept, write_accept_with_deflate, Upgrade,
+};
+use protocol::http::{parse_request, Limits};
+use protocol::message::CloseState;
+use support::{fragments, Receiver, Said};
+
+/// Everything `wire` holds, read at once; `wire` is left empty.
+fn drain(receiver: &mut Receiver, wire: &mut Vec<u8>) -> Vec<Said> {
+    receiver.receive(&std::mem::take(wire))
 }
 
-fn drain(decoder: &mut Decoder, wire: &mut Vec<u8>) -> Vec<Said> {
-    let mut said = Vec::new();
-    let mut start = 0;
-    loop {
-        let (consumed, event) = decoder.decode(&mut wire[start..]).expect("valid frames");
-        start += consumed;
-        match event {
-            Some(Event::Text(text)) => said.push(Said::Text(text.to_owned())),
-            Some(Event::Binary(bytes)) => said.push(Said::Binary(bytes.to_vec())),
-            Some(Event::Ping(bytes)) => said.push(Said::Ping(bytes.to_vec())),
-            Some(Event::Pong(_)) => {}
-            Some(Event::Close(close)) => said.push(Said::Close(close.code.map(|code| code.0))),
-            None => break,
-        }
-    }
-    wire.drain(..start);
-    said
+/// The server's side of the opening handshake: the client's request in `to_server` parsed and
+/// validated (RFC 6455 §4.2.1), and the length of its head.
+fn read_upgrade(to_server: &[u8]) -> (usize, Upgrade<'_>) {
+    let request = parse_request(to_server, Limits::default())
+        .unwrap()
+        .complete()
+        .unwrap();
+    (request.head_len, validate_request(&request).unwrap())
+}
+
+/// Appends a close frame of `code` and `reason` (RFC 6455 §5.5.1).
+fn close_frame(wire: &mut Vec<u8>, code: CloseCode, reason: &str, mask: Option<[u8; 4]>) {
+    let mut payload = Vec::new();
+    encode_payload(&mut payload, code, reason);
+    encode_frame(wire, true, OpCode::Close, &payload, mask);
 }
 
 #[test]
@@ -58,12 +57,7 @@ fn client_and_server_handshake_exchange_messages_and_close_in_memory() {
         Some([1, 2, 3, 4]),
     );
 
-    let request = parse_request(&to_server, Limits::default())
-        .unwrap()
-        .complete()
-        .unwrap();
-    let head_len = request.head_len;
-    let upgrade = validate_request(&request).unwrap();
+    let (head_len, upgrade) = read_upgrade(&to_server);
     assert_eq!(upgrade.path, "/room");
     assert_eq!(upgrade.protocols, ["chat"]);
     let mut to_client = Vec::new();
@@ -80,14 +74,14 @@ fn client_and_server_handshake_exchange_messages_and_close_in_memory() {
     assert_eq!(accepted.protocol, Some("chat"));
     to_client.drain(..accepted.head_len);
 
-    let mut server = Decoder::new(Role::Server, 1 << 20);
-    let mut client_decoder = Decoder::new(Role::Client, 1 << 20);
+    let mut server = Receiver::new(Role::Server);
+    let mut client_receiver = Receiver::new(Role::Client);
     assert_eq!(
         drain(&mut server, &mut to_server),
         [Said::Text("early".into())]
     );
     assert_eq!(
-        drain(&mut client_decoder, &mut to_client),
+        drain(&mut client_receiver, &mut to_client),
         [Said::Binary(vec![0, 1, 2])]
     );
 
@@ -107,16 +101,13 @@ fn client_and_server_handshake_exchange_messages_and_close_in_memory() {
         "ment".as_bytes(),
         Some([8, 8, 8, 8]),
     );
-    let mut close = Vec::new();
-    encode_payload(&mut close, CloseCode::GOING_AWAY, "leaving");
-    encode_frame(
+    close_frame(
         &mut to_server,
-        true,
-        OpCode::Close,
-        &close,
+        CloseCode::GOING_AWAY,
+        "leaving",
         Some([4, 3, 2, 1]),
     );
-    client_decoder.close_sent();
+    client_receiver.decoder.close_sent();
     assert_eq!(
         drain(&mut server, &mut to_server),
         [
@@ -127,50 +118,15 @@ fn client_and_server_handshake_exchange_messages_and_close_in_memory() {
     );
 
     // The server echoes the code, and both sides end up closed.
-    assert_eq!(server.close_state(), CloseState::CloseReceived);
-    let mut reply = Vec::new();
-    encode_payload(&mut reply, CloseCode::GOING_AWAY, "");
-    encode_frame(&mut to_client, true, OpCode::Close, &reply, None);
-    server.close_sent();
-    assert_eq!(server.close_state(), CloseState::Closed);
+    assert_eq!(server.decoder.close_state(), CloseState::CloseReceived);
+    close_frame(&mut to_client, CloseCode::GOING_AWAY, "", None);
+    server.decoder.close_sent();
+    assert_eq!(server.decoder.close_state(), CloseState::Closed);
     assert_eq!(
-        drain(&mut client_decoder, &mut to_client),
+        drain(&mut client_receiver, &mut to_client),
         [Said::Close(Some(1001))]
     );
-    assert_eq!(client_decoder.close_state(), CloseState::Closed);
-}
-
-/// Like [`drain`], through `decode_incoming`, inflating with the given inflater.
-fn drain_inflating(
-    decoder: &mut Decoder,
-    inflater: &mut Inflater,
-    wire: &mut Vec<u8>,
-) -> Vec<Said> {
-    let mut said = Vec::new();
-    let mut inflated = Vec::new();
-    let mut start = 0;
-    loop {
-        let (consumed, incoming) = decoder
-            .decode_incoming(&mut wire[start..])
-            .expect("valid frames");
-        start += consumed;
-        let event = match incoming {
-            None => break,
-            Some(Incoming::Event(event)) => event,
-            Some(Incoming::Compressed(message)) => message
-                .inflate(inflater, 1 << 20, &mut inflated)
-                .expect("valid compressed message"),
-        };
-        match event {
-            Event::Text(text) => said.push(Said::Text(text.to_owned())),
-            Event::Binary(bytes) => said.push(Said::Binary(bytes.to_vec())),
-            Event::Ping(bytes) => said.push(Said::Ping(bytes.to_vec())),
-            Event::Pong(_) => {}
-            Event::Close(close) => said.push(Said::Close(close.code.map(|code| code.0))),
-        }
-    }
-    wire.drain(..start);
-    said
+    assert_eq!(client_receiver.decoder.close_state(), CloseState::Closed);
 }
 
 #[test]
@@ -180,12 +136,7 @@ fn client_and_server_negotiate_deflate_and_exchange_compressed_messages_in_memor
     let mut to_server = Vec::new();
     client.write_request_with_deflate(&mut to_server, &offer);
 
-    let request = parse_request(&to_server, Limits::default())
-        .unwrap()
-        .complete()
-        .unwrap();
-    let head_len = request.head_len;
-    let upgrade = validate_request(&request).unwrap();
+    let (head_len, upgrade) = read_upgrade(&to_server);
     let server_agreed = upgrade
         .negotiate_deflate(&ServerDeflateConfig::default())
         .expect("the browser offer is acceptable");
@@ -206,10 +157,8 @@ fn client_and_server_negotiate_deflate_and_exchange_compressed_messages_in_memor
     assert!(!client_agreed.peer_takes_over_context(Role::Client));
     assert!(!server_agreed.peer_takes_over_context(Role::Server));
 
-    let mut server_decoder = Decoder::new(Role::Server, 1 << 20).with_deflate(true);
-    let mut client_decoder = Decoder::new(Role::Client, 1 << 20).with_deflate(true);
-    let mut server_inflater = Inflater::new();
-    let mut client_inflater = Inflater::new();
+    let mut server_receiver = Receiver::with_deflate(Role::Server);
+    let mut client_receiver = Receiver::with_deflate(Role::Client);
     let mut server_deflater = Deflater::new(server_agreed.window_bits_for(Role::Server));
     let mut client_deflater = Deflater::new(client_agreed.window_bits_for(Role::Client));
 
@@ -225,34 +174,12 @@ fn client_and_server_negotiate_deflate_and_exchange_compressed_messages_in_memor
     let binary: Vec<u8> = (0..3000u32).map(|i| (i % 7) as u8).collect();
     let mut compressed = Vec::new();
     client_deflater.compress(&binary, &mut compressed);
-    let thirds = [
-        0,
-        compressed.len() / 3,
-        2 * compressed.len() / 3,
-        compressed.len(),
-    ];
-    for (index, range) in thirds.windows(2).enumerate() {
-        let mut header = [0u8; MAX_HEADER_LEN];
-        let part = &compressed[range[0]..range[1]];
-        let opcode = if index == 0 {
-            OpCode::Binary
-        } else {
-            OpCode::Continuation
-        };
-        let key = [index as u8, 9, 9, 9];
-        let len = encode_header_with_rsv1(
-            &mut header,
-            index == 2,
-            index == 0,
-            opcode,
-            part.len() as u64,
-            Some(key),
-        );
-        to_server.extend_from_slice(&header[..len]);
-        let start = to_server.len();
-        to_server.extend_from_slice(part);
-        apply_mask(&mut to_server[start..], key, 0);
-        if index == 0 {
+    let thirds = [compressed.len() / 3, 2 * compressed.len() / 3];
+    for fragment in fragments(OpCode::Binary, &compressed, &thirds) {
+        let (fin, rsv1, opcode) = (fragment.fin, fragment.first, fragment.opcode);
+        let key = Some([fragment.payload.len() as u8, 9, 9, 9]);
+        encode_frame_with_rsv1(&mut to_server, fin, rsv1, opcode, fragment.payload, key);
+        if fragment.first {
             encode_frame(&mut to_server, true, OpCode::Ping, b"p", Some([5, 5, 5, 5]));
         }
     }
@@ -264,7 +191,7 @@ fn client_and_server_negotiate_deflate_and_exchange_compressed_messages_in_memor
         Some([6, 6, 6, 6]),
     );
     assert_eq!(
-        drain_inflating(&mut server_decoder, &mut server_inflater, &mut to_server),
+        drain(&mut server_receiver, &mut to_server),
         [
             Said::Text(chat.into()),
             Said::Ping(b"p".to_vec()),
@@ -280,22 +207,14 @@ fn client_and_server_negotiate_deflate_and_exchange_compressed_messages_in_memor
     to_client.extend_from_slice(&broadcast);
     to_client.extend_from_slice(&broadcast);
     assert_eq!(
-        drain_inflating(&mut client_decoder, &mut client_inflater, &mut to_client),
+        drain(&mut client_receiver, &mut to_client),
         [Said::Text(chat.into()), Said::Text(chat.into())]
     );
 
     // The closing handshake is not compressed.
-    let mut close = Vec::new();
-    encode_payload(&mut close, CloseCode::NORMAL, "");
-    encode_frame(
-        &mut to_server,
-        true,
-        OpCode::Close,
-        &close,
-        Some([4, 3, 2, 1]),
-    );
+    close_frame(&mut to_server, CloseCode::NORMAL, "", Some([4, 3, 2, 1]));
     assert_eq!(
-        drain_inflating(&mut server_decoder, &mut server_inflater, &mut to_server),
+        drain(&mut server_receiver, &mut to_server),
         [Said::Close(Some(1000))]
     );
 }

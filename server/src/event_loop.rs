@@ -421,7 +421,7 @@ impl EventLoop {
                     self.fd_exhausted_unlogged += 1;
                     if self
                         .fd_logged_at
-                        .map_or(true, |at| now >= at.after(FD_LOG_EVERY))
+                        .is_none_or(|at| now >= at.after(FD_LOG_EVERY))
                     {
                         warn!(
                             "accept: {error} ({} time(s) since the last report); serving the {} open connection(s), accepting again every {} ms",

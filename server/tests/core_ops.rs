@@ -47,7 +47,7 @@ fn every_committed_core_ops_seed_replays_without_breaking_a_rule() {
 
 // --- the named seeds: readable operation lists, written to files by the ignored test ---
 
-use ops::Op;
+use ops::{Op, Sent};
 
 fn accept() -> Op {
     Op::Accept {
@@ -57,22 +57,26 @@ fn accept() -> Op {
 }
 
 fn request(socket: u8, kind: u8, room: u8) -> Op {
-    Op::Request {
+    Op::Send {
         socket,
-        kind,
-        room,
-        split: 0,
+        what: Sent::Request {
+            kind,
+            room,
+            split: 0,
+        },
         read: true,
     }
 }
 
 /// A frame: opcode index into text, binary, continuation, ping, pong, close.
 fn frame(socket: u8, fin: bool, opcode: u8, length: u8) -> Op {
-    Op::Frame {
+    Op::Send {
         socket,
-        fin,
-        opcode,
-        length,
+        what: Sent::Frame {
+            fin,
+            opcode,
+            length,
+        },
         read: true,
     }
 }
@@ -83,17 +87,9 @@ fn text(socket: u8, length: u8) -> Op {
 
 fn deferred(op: Op) -> Op {
     match op {
-        Op::Frame {
+        Op::Send { socket, what, .. } => Op::Send {
             socket,
-            fin,
-            opcode,
-            length,
-            ..
-        } => Op::Frame {
-            socket,
-            fin,
-            opcode,
-            length,
+            what,
             read: false,
         },
         other => other,
@@ -118,10 +114,21 @@ fn capacity(socket: u8, bytes: usize) -> Op {
 
 fn close(socket: u8, code: u16) -> Op {
     let code = ops::CLOSE_CODES.iter().position(|&c| c == code).unwrap() as u8;
-    Op::Close {
+    Op::Send {
         socket,
-        code,
-        reason_len: 3,
+        what: Sent::Close {
+            code,
+            reason_len: 3,
+        },
+        read: true,
+    }
+}
+
+/// Bytes as they are, read at once.
+fn raw(socket: u8, bytes: &[u8]) -> Op {
+    Op::Send {
+        socket,
+        what: Sent::Raw(bytes.to_vec()),
         read: true,
     }
 }
@@ -166,11 +173,13 @@ fn named_seeds() -> Vec<(&'static str, Vec<u8>)> {
     for kind in 0..16 {
         http.extend([
             accept(),
-            Op::Request {
+            Op::Send {
                 socket: 0,
-                kind,
-                room: kind,
-                split: 100,
+                what: Sent::Request {
+                    kind,
+                    room: kind,
+                    split: 100,
+                },
                 read: true,
             },
             Op::Eof { socket: 0 },
@@ -236,11 +245,7 @@ fn named_seeds() -> Vec<(&'static str, Vec<u8>)> {
 
     let timeouts = vec![
         accept(),
-        Op::Raw {
-            socket: 0,
-            bytes: b"GET /r0 HTT".to_vec(),
-            read: true,
-        },
+        raw(0, b"GET /r0 HTT"),
         accept(),
         request(1, 0, 0),
         Op::Flush,
@@ -274,13 +279,7 @@ fn named_seeds() -> Vec<(&'static str, Vec<u8>)> {
         request(0, 2, 0),
         Op::Eof { socket: 0 },
         accept(),
-        Op::Request {
-            socket: 1,
-            kind: 0,
-            room: 0,
-            split: 0,
-            read: false,
-        },
+        deferred(request(1, 0, 0)),
         deferred(text(1, 5)),
         Op::Eof { socket: 1 },
         accept(),
@@ -295,11 +294,7 @@ fn named_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut shutdown = open_clients(2);
     shutdown.extend([
         accept(),
-        Op::Raw {
-            socket: 2,
-            bytes: b"GET / HTTP/1.1\r\n".to_vec(),
-            read: true,
-        },
+        raw(2, b"GET / HTTP/1.1\r\n"),
         Op::Shutdown,
         accept(),
         Op::Flush,
@@ -340,18 +335,10 @@ fn named_seeds() -> Vec<(&'static str, Vec<u8>)> {
         Op::Error { socket: 1 },
         accept(),
         request(1, 0, 0),
-        Op::Raw {
-            socket: 1,
-            bytes: vec![0x81, 0x03, b'a', b'b', b'c'],
-            read: true,
-        },
+        raw(1, &[0x81, 0x03, b'a', b'b', b'c']),
         accept(),
         request(2, 0, 0),
-        Op::Raw {
-            socket: 2,
-            bytes: vec![0x83, 0x80, 1, 2, 3, 4],
-            read: true,
-        },
+        raw(2, &[0x83, 0x80, 1, 2, 3, 4]),
         accept(),
         request(3, 0, 0),
         close(3, 1005),

@@ -18,7 +18,9 @@ use protocol::handshake::client::ClientHandshake;
 use protocol::message::{Decoder, Event};
 use protocol::Status;
 
+pub mod chatters;
 pub mod redis;
+pub mod tls;
 
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -81,8 +83,8 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// The next message or control frame from a client's `stream`, decoding the bytes kept in
 /// `buffer` first; `None` when the stream's read timeout passes first, [`Received::Eof`] when
-/// it ends. Panics when the server breaks a rule. Plain and TLS test clients share it.
-pub fn receive(
+/// it ends. Panics when the server breaks a rule.
+fn receive(
     decoder: &mut Decoder,
     buffer: &mut Vec<u8>,
     stream: &mut impl Read,
@@ -140,15 +142,26 @@ impl Server {
 
     /// Like [`Server::start`], with a command the caller prepared (e.g. wrapped in `sh -c`).
     pub fn start_with(mut command: Command, args: &[&str]) -> Server {
+        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        Self::launch(command, &[], "ws").0
+    }
+
+    /// Starts `command` with `environment` on top of `RUST_LOG=info` and its log piped, and
+    /// waits until it logs `listening on SCHEME://ADDRESS/`. Returns the server and every log
+    /// line up to and including that one; panics with them after [`WAIT`].
+    fn launch(
+        mut command: Command,
+        environment: &[(&str, &str)],
+        scheme: &str,
+    ) -> (Server, Vec<String>) {
         let mut child = command
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
             .env("RUST_LOG", "info")
+            .envs(environment.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("server starts");
-        let stderr = child.stderr.take();
+        let stderr = child.stderr.take().expect("stderr is piped");
         let (sender, log) = mpsc::channel();
         // From here on the process is owned by `server`, whose drop kills it.
         let mut server = Server {
@@ -156,7 +169,6 @@ impl Server {
             address: SocketAddr::from(([0, 0, 0, 0], 0)),
             log,
         };
-        let stderr = stderr.expect("stderr is piped");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if sender.send(line).is_err() {
@@ -164,17 +176,27 @@ impl Server {
                 }
             }
         });
+        let listening = format!("listening on {scheme}://");
+        let mut start_up = Vec::new();
         let deadline = Instant::now() + WAIT;
         while let Ok(line) = server
             .log
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            if let Some(rest) = line.split("listening on ws://").nth(1) {
-                server.address = rest.split('/').next().unwrap().parse().unwrap();
-                return server;
+            let address = line
+                .split(&listening)
+                .nth(1)
+                .map(|rest| rest.split('/').next().unwrap().parse().unwrap());
+            start_up.push(line);
+            if let Some(address) = address {
+                server.address = address;
+                return (server, start_up);
             }
         }
-        panic!("the server did not log its address");
+        panic!(
+            "the server did not log `{listening}`; its log:\n{}",
+            start_up.join("\n")
+        );
     }
 
     /// The process id.
@@ -268,16 +290,23 @@ pub fn http_request_bytes(address: SocketAddr, request: &[u8]) -> HttpResponse {
     let _ = stream.write_all(request);
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    let head_end = response
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no http head in {:?}", String::from_utf8_lossy(&response)));
-    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    HttpResponse {
-        status,
-        head,
-        body: response[head_end + 4..].to_vec(),
+    HttpResponse::parse(&response)
+}
+
+impl HttpResponse {
+    /// Splits a whole response into its status, head and body; panics when it has no head.
+    pub fn parse(response: &[u8]) -> HttpResponse {
+        let head_end = response
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no http head in {:?}", String::from_utf8_lossy(response)));
+        let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        HttpResponse {
+            status,
+            head,
+            body: response[head_end + 4..].to_vec(),
+        }
     }
 }
 
@@ -298,10 +327,24 @@ pub enum Received {
     Eof,
 }
 
-/// A blocking WebSocket client over `std::net`, speaking through the `protocol` crate.
-pub struct Client {
-    /// The socket.
-    pub stream: TcpStream,
+/// A byte stream a test client speaks WebSocket over: a plain socket, or TLS over one
+/// ([`tls::TlsStream`]).
+pub trait ClientStream: Read + Write {
+    /// The socket underneath, whose read timeout the client sets.
+    fn socket(&self) -> &TcpStream;
+}
+
+impl ClientStream for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+}
+
+/// A blocking WebSocket client, speaking through the `protocol` crate over a plain socket
+/// (the default) or TLS ([`tls::TlsClient`]).
+pub struct Client<S: ClientStream = TcpStream> {
+    /// The socket or TLS stream.
+    pub stream: S,
     decoder: Decoder,
     buffer: Vec<u8>,
     mask_counter: u32,
@@ -324,7 +367,7 @@ impl Client {
         .unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         socket.connect(&address.into()).unwrap();
-        Self::handshake(socket.into(), address, path, &[]).expect("handshake succeeds")
+        Self::plain_handshake(socket.into(), address, path, &[]).expect("handshake succeeds")
     }
 
     /// Connects with extra headers; an error carries the HTTP status of a refusal.
@@ -333,22 +376,31 @@ impl Client {
         path: &str,
         extra_headers: &[(&str, &str)],
     ) -> Result<Client, protocol::Error> {
-        Self::handshake(
-            TcpStream::connect(address).unwrap(),
-            address,
-            path,
-            extra_headers,
-        )
+        let stream = TcpStream::connect(address).unwrap();
+        Self::plain_handshake(stream, address, path, extra_headers)
     }
 
-    fn handshake(
-        mut stream: TcpStream,
+    fn plain_handshake(
+        stream: TcpStream,
         address: SocketAddr,
         path: &str,
         extra_headers: &[(&str, &str)],
     ) -> Result<Client, protocol::Error> {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         stream.set_nodelay(true).unwrap();
+        Client::handshake(stream, address, path, extra_headers)
+    }
+}
+
+impl<S: ClientStream> Client<S> {
+    /// Completes the WebSocket handshake for `path` over a connected `stream` whose read
+    /// timeout is set; an error carries the HTTP status of a refusal.
+    pub fn handshake(
+        mut stream: S,
+        address: SocketAddr,
+        path: &str,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<Client<S>, protocol::Error> {
         let host = address.to_string();
         let handshake = ClientHandshake {
             host: &host,
@@ -360,10 +412,13 @@ impl Client {
         let mut request = Vec::new();
         handshake.write_request(&mut request);
         stream.write_all(&request).unwrap();
+        stream.flush().unwrap();
         let mut buffer = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
-            let read = stream.read(&mut chunk).unwrap();
+            let read = stream
+                .read(&mut chunk)
+                .expect("the handshake response arrives");
             assert!(read > 0, "server closed during the handshake");
             buffer.extend_from_slice(&chunk[..read]);
             match handshake.read_response(&buffer)? {
@@ -395,6 +450,7 @@ impl Client {
         let mask = self.next_mask();
         encode_frame(&mut wire, fin, opcode, payload, Some(mask));
         self.stream.write_all(&wire).unwrap();
+        self.stream.flush().unwrap();
     }
 
     /// Sends a text message.
@@ -412,6 +468,7 @@ impl Client {
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
+        self.stream.flush().unwrap();
     }
 
     /// Every byte that arrives from now until the server closes the connection, including any
@@ -427,11 +484,15 @@ impl Client {
         }
     }
 
-    /// The next thing received, or `None` after `timeout` of silence.
+    /// The next thing received, or `None` after `timeout` of silence. [`Received::Eof`] when
+    /// the connection ended.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Received> {
-        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        self.stream
+            .socket()
+            .set_read_timeout(Some(timeout))
+            .unwrap();
         let received = self.recv_inner();
-        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        self.stream.socket().set_read_timeout(Some(WAIT)).unwrap();
         received
     }
 
@@ -453,6 +514,31 @@ impl Client {
 
     fn recv_inner(&mut self) -> Option<Received> {
         receive(&mut self.decoder, &mut self.buffer, &mut self.stream)
+    }
+}
+
+/// Reads a socket until the server closes it; returns what came. Panics when the server keeps
+/// it open past the stream's read timeout: a hang is what the tests that call it look for.
+pub fn read_until_closed(stream: &mut impl Read) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return all,
+            Ok(read) => all.extend_from_slice(&chunk[..read]),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::UnexpectedEof
+                        // rustls writes what is pending before it reads: the server is gone.
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                return all
+            }
+            Err(error) => panic!("the server did not close the connection: {error}"),
+        }
     }
 }
 
@@ -478,44 +564,8 @@ impl Server {
         args: &[&str],
         environment: &[(&str, &str)],
     ) -> (Server, Vec<String>) {
-        command
-            .args(args)
-            .env("RUST_LOG", "info")
-            .envs(environment.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("server starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (sender, log) = mpsc::channel();
-        let mut server = Server {
-            child,
-            address: SocketAddr::from(([0, 0, 0, 0], 0)),
-            log,
-        };
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut start_up = Vec::new();
-        let deadline = Instant::now() + WAIT;
-        while let Ok(line) = server
-            .log
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            let address = line
-                .split("listening on ws://")
-                .nth(1)
-                .map(|rest| rest.split('/').next().unwrap().parse().unwrap());
-            start_up.push(line);
-            if let Some(address) = address {
-                server.address = address;
-                return (server, start_up);
-            }
-        }
-        panic!("the server did not log its address; it said {start_up:?}");
+        command.args(args);
+        Self::launch(command, environment, "ws")
     }
 
     /// The log lines that arrive within `timeout` (or until one contains `until`).
@@ -582,61 +632,23 @@ impl Server {
     /// until it logs `listening on wss://ADDR/`. Its `/metrics` is then behind TLS too, so
     /// [`Server::metrics`] does not apply: read it with a TLS client.
     pub fn start_tls(cert: &std::path::Path, key: &std::path::Path, args: &[&str]) -> Server {
-        let mut child = Command::new(binary("server"))
+        let mut command = Command::new(binary("server"));
+        command
             .args(["--listen", "127.0.0.1:0"])
             .arg("--tls-cert")
             .arg(cert)
             .arg("--tls-key")
             .arg(key)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("server starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (sender, log) = mpsc::channel();
-        let mut server = Server {
-            child,
-            address: SocketAddr::from(([0, 0, 0, 0], 0)),
-            log,
-        };
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        while let Ok(line) = server
-            .log
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if let Some(rest) = line.split("listening on wss://").nth(1) {
-                server.address = rest.split('/').next().unwrap().parse().unwrap();
-                return server;
-            }
-            seen.push(line);
-        }
-        panic!(
-            "the TLS server did not log `listening on wss://`; its log:\n{}",
-            seen.join("\n")
-        );
+            .args(args);
+        Self::launch(command, &[], "wss").0
     }
 
     /// Waits for a log line containing `fragment` and returns it; panics after [`WAIT`].
     pub fn wait_for_log(&self, fragment: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        while let Ok(line) = self
-            .log
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if line.contains(fragment) {
-                return line;
-            }
+        let lines = self.log_lines_until(fragment, WAIT);
+        match lines.last() {
+            Some(line) if line.contains(fragment) => line.clone(),
+            _ => panic!("the server did not log {fragment:?}"),
         }
-        panic!("the server did not log {fragment:?}");
     }
 }

@@ -6,91 +6,27 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use integration_tests::{binary, wait_until, Client, Received, Server};
+use integration_tests::chatters::Chatters;
+use integration_tests::{binary, read_until_closed, wait_until, Client, Received, Server};
 use protocol::frame::{encode_frame, OpCode};
 
 const MIB: u64 = 1 << 20;
 
-/// Three clients in room `/chatters`: one sends a numbered message every 10 ms, all three
-/// check that every number arrives, in order, at each of them.
-struct Chatters {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    handle: JoinHandle<ChatReport>,
-}
-
-#[derive(Debug)]
-struct ChatReport {
-    sent: u64,
-    problems: Vec<String>,
-    worst_latency: Duration,
-}
-
-impl Chatters {
-    fn start(address: SocketAddr) -> Chatters {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
-        let flag = stop.clone();
-        let counter = sent.clone();
-        let mut clients: Vec<Client> = (0..3)
+/// Three clients chatting in room `/chatters` beside the hostile ones (see [`Chatters`]).
+fn start_chatters(address: SocketAddr) -> Chatters {
+    Chatters::start(
+        (0..3)
             .map(|_| Client::connect(address, "/chatters"))
-            .collect();
-        let handle = std::thread::spawn(move || {
-            let mut report = ChatReport {
-                sent: 0,
-                problems: Vec::new(),
-                worst_latency: Duration::ZERO,
-            };
-            while !flag.load(Ordering::Relaxed) {
-                let text = format!("chat {}", report.sent);
-                let sent_at = Instant::now();
-                clients[0].send_text(&text);
-                report.sent += 1;
-                for (index, client) in clients.iter_mut().enumerate() {
-                    match client.recv_message() {
-                        Received::Text(got) if got == text => {}
-                        other => {
-                            report
-                                .problems
-                                .push(format!("chatter {index} expected {text:?}, got {other:?}"));
-                            return report;
-                        }
-                    }
-                }
-                report.worst_latency = report.worst_latency.max(sent_at.elapsed());
-                counter.store(report.sent, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            report
-        });
-        Chatters { stop, sent, handle }
-    }
-
-    /// Lets them exchange at least 20 messages, stops them, and asserts nothing was lost.
-    fn finish(self) -> ChatReport {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.sent.load(Ordering::Relaxed) < 20
-            && Instant::now() < deadline
-            && !self.handle.is_finished()
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        let report = self.handle.join().expect("the chatters' thread");
-        assert!(
-            report.problems.is_empty(),
-            "well-behaved clients lost messages: {:?}",
-            report.problems
-        );
-        assert!(report.sent > 10, "the chatters hardly chatted: {report:?}");
-        report
-    }
+            .collect(),
+    )
 }
+
+/// What [`Chatters::finish`] asks of them: hostile load may slow them down, not stop them.
+const CHATTED_AT_LEAST: u64 = 11;
 
 fn assert_rss_grew_less_than(server: &Server, before: u64, bound: u64, what: &str) {
     let growth = server.rss_bytes().saturating_sub(before);
@@ -98,23 +34,6 @@ fn assert_rss_grew_less_than(server: &Server, before: u64, bound: u64, what: &st
         growth < bound,
         "{what}: RSS grew by {growth} bytes, over the bound of {bound}"
     );
-}
-
-/// Reads until the server closes; returns what came, or panics after the wait.
-fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    let mut all = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => return all,
-            Ok(read) => all.extend_from_slice(&chunk[..read]),
-            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return all,
-            Err(error) => panic!("the server did not close the connection: {error}"),
-        }
-    }
 }
 
 fn reset(stream: TcpStream) {
@@ -128,7 +47,7 @@ fn reset(stream: TcpStream) {
 fn slowloris_handshakes_are_dropped_at_the_handshake_timeout_while_others_chat() {
     let server = Server::start(&["--handshake-timeout", "2s"]);
     let rss = server.rss_bytes();
-    let chatters = Chatters::start(server.address);
+    let chatters = start_chatters(server.address);
     let mut sockets: Vec<TcpStream> = (0..1000)
         .map(|_| TcpStream::connect(server.address).unwrap())
         .collect();
@@ -144,9 +63,12 @@ fn slowloris_handshakes_are_dropped_at_the_handshake_timeout_while_others_chat()
         server.metric("ws_timeouts_total") >= 1000.0
     });
     for socket in sockets.iter_mut().take(10) {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
         assert!(read_until_closed(socket).is_empty());
     }
-    chatters.finish();
+    chatters.finish(CHATTED_AT_LEAST);
     assert_rss_grew_less_than(&server, rss, 4 * MIB, "1,000 slow handshakes");
 }
 
@@ -161,7 +83,7 @@ fn silent_sockets_and_half_frames_are_dropped_by_their_timeouts() {
         "2s",
     ]);
     let rss = server.rss_bytes();
-    let chatters = Chatters::start(server.address);
+    let chatters = start_chatters(server.address);
     let silent: Vec<TcpStream> = (0..100)
         .map(|_| TcpStream::connect(server.address).unwrap())
         .collect();
@@ -179,7 +101,7 @@ fn silent_sockets_and_half_frames_are_dropped_by_their_timeouts() {
         server.metric("ws_open_sockets") <= 4.0
     });
     drop(silent);
-    chatters.finish();
+    chatters.finish(CHATTED_AT_LEAST);
     assert_rss_grew_less_than(&server, rss, 4 * MIB, "200 silent sockets");
 }
 
@@ -187,7 +109,7 @@ fn silent_sockets_and_half_frames_are_dropped_by_their_timeouts() {
 fn garbage_and_oversize_requests_get_http_errors_while_others_chat() {
     let server = Server::start(&[]);
     let rss = server.rss_bytes();
-    let chatters = Chatters::start(server.address);
+    let chatters = start_chatters(server.address);
     let status =
         |request: &[u8]| integration_tests::http_request_bytes(server.address, request).status;
     assert_eq!(
@@ -207,7 +129,7 @@ fn garbage_and_oversize_requests_get_http_errors_while_others_chat() {
     }
     many_headers.extend_from_slice(b"\r\n");
     assert_eq!(status(&many_headers), 431);
-    chatters.finish();
+    chatters.finish(CHATTED_AT_LEAST);
     assert_rss_grew_less_than(&server, rss, 4 * MIB, "garbage requests");
 }
 
@@ -215,7 +137,7 @@ fn garbage_and_oversize_requests_get_http_errors_while_others_chat() {
 fn huge_frame_announcements_are_refused_without_allocating_them() {
     let server = Server::start(&[]);
     let rss = server.rss_bytes();
-    let chatters = Chatters::start(server.address);
+    let chatters = start_chatters(server.address);
     // 2^63 - 1 bytes announced: more than the 1 MiB limit -> 1009, decided from the header.
     let mut client = Client::connect(server.address, "/");
     client.send_raw(&[
@@ -248,7 +170,7 @@ fn huge_frame_announcements_are_refused_without_allocating_them() {
         client.recv_message(),
         Received::Close(Some(1009), _)
     ));
-    chatters.finish();
+    chatters.finish(CHATTED_AT_LEAST);
     assert_rss_grew_less_than(&server, rss, 4 * MIB, "huge announcements");
 }
 
@@ -263,7 +185,7 @@ fn a_thousand_clients_that_never_read_are_closed_with_1008_and_memory_stays_unde
         .map(|_| Client::connect_stalled(server.address, "/big"))
         .collect();
     let mut sender = Client::connect(server.address, "/big");
-    let chatters = Chatters::start(server.address);
+    let chatters = start_chatters(server.address);
     wait_until("everyone connected", || {
         server.metric("ws_connections") == 1004.0
     });
@@ -283,7 +205,7 @@ fn a_thousand_clients_that_never_read_are_closed_with_1008_and_memory_stays_unde
         1000 * (cap + message) + 16 * MIB,
         "1,000 stalled clients",
     );
-    chatters.finish();
+    chatters.finish(CHATTED_AT_LEAST);
     drop(stalled);
 }
 
@@ -291,7 +213,7 @@ fn a_thousand_clients_that_never_read_are_closed_with_1008_and_memory_stays_unde
 fn resets_mid_handshake_mid_frame_and_mid_write_leave_the_others_chatting() {
     let server = Server::start(&["--max-queued-bytes", "10000000"]);
     let rss = server.rss_bytes();
-    let chatters = Chatters::start(server.address);
+    let chatters = start_chatters(server.address);
     for _ in 0..50 {
         let mut mid_handshake = TcpStream::connect(server.address).unwrap();
         mid_handshake
@@ -321,14 +243,14 @@ fn resets_mid_handshake_mid_frame_and_mid_write_leave_the_others_chatting() {
     wait_until("the reset sockets are gone", || {
         server.metric("ws_open_sockets") <= 5.0
     });
-    chatters.finish();
+    chatters.finish(CHATTED_AT_LEAST);
     assert_rss_grew_less_than(&server, rss, 16 * MIB, "resets");
 }
 
 #[test]
 fn a_ping_flood_and_a_fast_sender_do_not_starve_the_others() {
     let server = Server::start(&[]);
-    let chatters = Chatters::start(server.address);
+    let chatters = start_chatters(server.address);
     let stop = Arc::new(AtomicBool::new(false));
     let mut floods = Vec::new();
     for opcode in [OpCode::Ping, OpCode::Text] {
@@ -356,7 +278,7 @@ fn a_ping_flood_and_a_fast_sender_do_not_starve_the_others() {
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     let flooded: u64 = floods.into_iter().map(|flood| flood.join().unwrap()).sum();
-    let report = chatters.finish();
+    let report = chatters.finish(CHATTED_AT_LEAST);
     assert!(flooded > 10_000, "the flooders sent only {flooded} frames");
     // `finish` asserts that every chatter got every message in order and none was closed;
     // how long they waited is a figure for the bench (the flood row), not a test threshold.
@@ -377,7 +299,7 @@ fn out_of_file_descriptors_the_server_keeps_serving_does_not_spin_and_accepts_ag
         binary("server").to_str().unwrap(),
     ]);
     let server = Server::start_with(command, &[]);
-    let chatters = Chatters::start(server.address);
+    let chatters = start_chatters(server.address);
     // Fill every descriptor the server has left, and then some. A connection past the limit
     // waits in the listen backlog: its upgrade gets no answer.
     let upgrade = "GET /fill HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -411,7 +333,7 @@ fn out_of_file_descriptors_the_server_keeps_serving_does_not_spin_and_accepts_ag
     late.send_text("accepted again");
     assert_eq!(late.recv_message(), Received::Text("accepted again".into()));
     assert!(server.metric("ws_accept_fd_exhausted_total") > 0.0);
-    chatters.finish();
+    chatters.finish(CHATTED_AT_LEAST);
 }
 
 fn cpu_seconds(pid: u32) -> f64 {

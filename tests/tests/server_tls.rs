@@ -3,24 +3,21 @@
 //! handshake timeout around the TLS handshake, certificate reload on SIGHUP, and start-up
 //! errors. Every test makes its own certificate with `openssl` in a temporary directory.
 
-#[path = "support/tls_client.rs"]
-mod tls_client;
-
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use integration_tests::{run_to_exit, wait_until, Received, Server, WAIT};
+use integration_tests::chatters::Chatters;
+use integration_tests::tls::{
+    client_config, client_hello, connect_tls, https_get, metric, trusting, TempDir,
+    TestCertificate, TlsClient,
+};
+use integration_tests::{read_until_closed, run_to_exit, Received, Server, WAIT};
 use protocol::close::CloseCode;
 use rustls::ClientConfig;
-use tls_client::{
-    client_config, client_hello, connect_tls, https_request, metric, read_until_closed, trusting,
-    TempDir, TestCertificate, TlsClient,
-};
 
 /// A TLS record's content type for an alert (RFC 8446 section 5.1).
 const ALERT_RECORD: u8 = 21;
@@ -45,11 +42,33 @@ fn assert_only_alerts(bytes: &[u8], what: &str) {
     }
 }
 
+/// A TLS server on a certificate of its own, and a client configuration that trusts it.
+struct TlsServer {
+    server: Server,
+    config: Arc<ClientConfig>,
+    certificate: TestCertificate,
+}
+
+impl TlsServer {
+    fn start(args: &[&str]) -> TlsServer {
+        let certificate = TestCertificate::make("server");
+        let server = Server::start_tls(&certificate.cert, &certificate.key, args);
+        let config = trusting(&certificate);
+        TlsServer {
+            server,
+            config,
+            certificate,
+        }
+    }
+}
+
 #[test]
 fn python_websockets_clients_chat_in_rooms_over_wss() {
-    let dir = TempDir::new();
-    let certificate = TestCertificate::make(&dir.path, "server");
-    let server = Server::start_tls(&certificate.cert, &certificate.key, &[]);
+    let TlsServer {
+        server,
+        certificate,
+        ..
+    } = TlsServer::start(&[]);
     let python = workspace().join(".venv/bin/python");
     assert!(
         python.exists(),
@@ -101,16 +120,9 @@ fn python_websockets_clients_chat_in_rooms_over_wss() {
 
 #[test]
 fn plain_text_requests_on_the_tls_port_get_an_alert_and_a_close_at_once_and_are_counted() {
-    let dir = TempDir::new();
-    let certificate = TestCertificate::make(&dir.path, "server");
     // A handshake timeout far beyond the read timeout: a close seen here is the answer to the
     // plain text itself, not a timer.
-    let server = Server::start_tls(
-        &certificate.cert,
-        &certificate.key,
-        &["--handshake-timeout", "60s"],
-    );
-    let config = trusting(&certificate);
+    let TlsServer { server, config, .. } = TlsServer::start(&["--handshake-timeout", "60s"]);
     let requests = [
         "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_owned(),
         format!(
@@ -131,25 +143,23 @@ fn plain_text_requests_on_the_tls_port_get_an_alert_and_a_close_at_once_and_are_
         2.0
     );
     // The port still serves TLS after them.
-    let response = https_request(
-        server.address,
-        &config,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    let response = https_get(server.address, &config, "/healthz");
     assert_eq!(response.status, 200);
 }
 
 #[test]
 fn healthz_the_page_and_metrics_are_served_over_https_with_tls_1_2_and_1_3_and_alpn_http_1_1() {
-    let dir = TempDir::new();
-    let certificate = TestCertificate::make(&dir.path, "server");
-    let server = Server::start_tls(&certificate.cert, &certificate.key, &[]);
+    let TlsServer {
+        server,
+        config,
+        certificate,
+    } = TlsServer::start(&[]);
     for (version, expected) in [
         (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
         (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
     ] {
-        let config = client_config(&[certificate.der()], &[version]);
-        let stream = connect_tls(server.address, &config).expect("the TLS handshake succeeds");
+        let one_version = client_config(&[certificate.der()], &[version]);
+        let stream = connect_tls(server.address, &one_version).expect("the TLS handshake succeeds");
         assert_eq!(stream.conn.protocol_version(), Some(expected));
         assert_eq!(stream.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
         assert_eq!(
@@ -158,11 +168,7 @@ fn healthz_the_page_and_metrics_are_served_over_https_with_tls_1_2_and_1_3_and_a
         );
         drop(stream);
 
-        let health = https_request(
-            server.address,
-            &config,
-            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-        );
+        let health = https_get(server.address, &one_version, "/healthz");
         assert_eq!(health.status, 200, "{}", health.head);
         assert_eq!(String::from_utf8_lossy(&health.body).trim(), "ok");
         assert!(
@@ -170,12 +176,11 @@ fn healthz_the_page_and_metrics_are_served_over_https_with_tls_1_2_and_1_3_and_a
             "{expected:?}: the response ended without close_notify"
         );
 
-        let page = https_request(server.address, &config, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let page = https_get(server.address, &one_version, "/");
         assert_eq!(page.status, 200, "{}", page.head);
         let page_text = String::from_utf8_lossy(&page.body);
         assert!(page_text.contains("location.protocol === \"https:\" ? \"wss://\""));
     }
-    let config = trusting(&certificate);
     assert!(metric(server.address, &config, "ws_open_sockets") >= 1.0);
     assert_eq!(
         metric(server.address, &config, "ws_tls_failures_total"),
@@ -185,15 +190,9 @@ fn healthz_the_page_and_metrics_are_served_over_https_with_tls_1_2_and_1_3_and_a
 
 #[test]
 fn a_websocket_upgrade_over_tls_echoes_and_its_close_handshake_ends_with_close_notify() {
-    let dir = TempDir::new();
-    let certificate = TestCertificate::make(&dir.path, "server");
-    let server = Server::start_tls(
-        &certificate.cert,
-        &certificate.key,
-        &["--mode", "echo", "--max-message-size", "4194304"],
-    );
-    let config = trusting(&certificate);
-    let mut client = TlsClient::connect(server.address, &config, "/echo");
+    let TlsServer { server, config, .. } =
+        TlsServer::start(&["--mode", "echo", "--max-message-size", "4194304"]);
+    let mut client = TlsClient::connect_wss(server.address, &config, "/echo");
     client.send_text("hello over tls");
     assert_eq!(
         client.recv_message(),
@@ -218,14 +217,7 @@ fn a_websocket_upgrade_over_tls_echoes_and_its_close_handshake_ends_with_close_n
 
 #[test]
 fn the_handshake_timeout_covers_the_tls_handshake() {
-    let dir = TempDir::new();
-    let certificate = TestCertificate::make(&dir.path, "server");
-    let server = Server::start_tls(
-        &certificate.cert,
-        &certificate.key,
-        &["--handshake-timeout", "1s"],
-    );
-    let config = trusting(&certificate);
+    let TlsServer { server, config, .. } = TlsServer::start(&["--handshake-timeout", "1s"]);
     // Silent from the start.
     let mut silent = TcpStream::connect(server.address).unwrap();
     // Half a ClientHello, then silence.
@@ -248,70 +240,19 @@ fn the_handshake_timeout_covers_the_tls_handshake() {
     assert_eq!(metric(server.address, &config, "ws_timeouts_total"), 3.0);
 }
 
-/// Three TLS clients in room `/chatters`: one sends a numbered message every 10 ms and all
-/// three check that each arrives, in order. Stopped with [`TlsChatters::finish`].
-struct TlsChatters {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    handle: std::thread::JoinHandle<Result<u64, String>>,
-}
-
-impl TlsChatters {
-    fn start(address: std::net::SocketAddr, config: &Arc<ClientConfig>) -> TlsChatters {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
-        let mut clients: Vec<TlsClient> = (0..3)
-            .map(|_| TlsClient::connect(address, config, "/chatters"))
-            .collect();
-        let (flag, counter) = (stop.clone(), sent.clone());
-        let handle = std::thread::spawn(move || {
-            let mut number = 0u64;
-            while !flag.load(Ordering::Relaxed) {
-                let text = format!("chat {number}");
-                clients[0].send_text(&text);
-                for (index, client) in clients.iter_mut().enumerate() {
-                    match client.recv_message() {
-                        Received::Text(got) if got == text => {}
-                        other => {
-                            return Err(format!("chatter {index} wanted {text}, got {other:?}"))
-                        }
-                    }
-                }
-                number += 1;
-                counter.store(number, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Ok(number)
-        });
-        TlsChatters { stop, sent, handle }
-    }
-
-    /// Lets them exchange at least 20 messages, stops them, and asserts none was lost.
-    fn finish(self) {
-        wait_until("the chatters exchanged 20 messages", || {
-            self.sent.load(Ordering::Relaxed) >= 20 || self.handle.is_finished()
-        });
-        self.stop.store(true, Ordering::Relaxed);
-        let exchanged = self
-            .handle
-            .join()
-            .unwrap()
-            .expect("the chatters lost nothing");
-        assert!(exchanged >= 20);
-    }
+/// Three TLS clients chatting in room `/chatters` beside the slow ones (see [`Chatters`]).
+fn start_chatters(address: SocketAddr, config: &Arc<ClientConfig>) -> Chatters {
+    Chatters::start(
+        (0..3)
+            .map(|_| TlsClient::connect_wss(address, config, "/chatters"))
+            .collect(),
+    )
 }
 
 #[test]
 fn slowloris_over_tls_is_dropped_at_the_handshake_timeout_while_others_chat() {
-    let dir = TempDir::new();
-    let certificate = TestCertificate::make(&dir.path, "server");
-    let server = Server::start_tls(
-        &certificate.cert,
-        &certificate.key,
-        &["--handshake-timeout", "1s"],
-    );
-    let config = trusting(&certificate);
-    let chatters = TlsChatters::start(server.address, &config);
+    let TlsServer { server, config, .. } = TlsServer::start(&["--handshake-timeout", "1s"]);
+    let chatters = start_chatters(server.address, &config);
     // TLS handshakes completed, then the HTTP head one byte at a time, one record per byte.
     let mut slow: Vec<_> = (0..50)
         .map(|_| connect_tls(server.address, &config).expect("the TLS handshake succeeds"))
@@ -332,16 +273,16 @@ fn slowloris_over_tls_is_dropped_at_the_handshake_timeout_while_others_chat() {
         );
     }
     assert_eq!(metric(server.address, &config, "ws_timeouts_total"), 50.0);
-    chatters.finish();
+    chatters.finish(20);
 }
 
 #[test]
 fn sighup_loads_a_new_certificate_for_new_connections_and_open_ones_keep_working() {
-    let dir = TempDir::new();
-    let first = TestCertificate::make(&dir.path, "first");
-    let second = TestCertificate::make(&dir.path, "second");
+    let first = TestCertificate::make("first");
+    let second = TestCertificate::make("second");
     let (first_der, second_der) = (first.der(), second.der());
     // The server reads these two paths; their content changes under it.
+    let dir = TempDir::create();
     let (cert_path, key_path) = (dir.path.join("cert.pem"), dir.path.join("key.pem"));
     std::fs::copy(&first.cert, &cert_path).unwrap();
     std::fs::copy(&first.key, &key_path).unwrap();
@@ -350,7 +291,7 @@ fn sighup_loads_a_new_certificate_for_new_connections_and_open_ones_keep_working
         &[first_der.clone(), second_der.clone()],
         &[&rustls::version::TLS13, &rustls::version::TLS12],
     );
-    let mut before = TlsClient::connect(server.address, &config, "/reload");
+    let mut before = TlsClient::connect_wss(server.address, &config, "/reload");
     assert_eq!(before.peer_certificate(), first_der.to_vec());
 
     std::fs::write(&cert_path, std::fs::read(&second.cert).unwrap()).unwrap();
@@ -358,7 +299,7 @@ fn sighup_loads_a_new_certificate_for_new_connections_and_open_ones_keep_working
     server.signal("HUP");
     server.wait_for_log("TLS certificate and key reloaded");
 
-    let mut after = TlsClient::connect(server.address, &config, "/reload");
+    let mut after = TlsClient::connect_wss(server.address, &config, "/reload");
     assert_eq!(after.peer_certificate(), second_der.to_vec());
     assert_ne!(first_der.as_ref(), second_der.as_ref());
     // The connection from before the reload is in the same room as the new one, both ways.
@@ -381,22 +322,19 @@ fn sighup_loads_a_new_certificate_for_new_connections_and_open_ones_keep_working
         &[second_der],
         &[&rustls::version::TLS13, &rustls::version::TLS12],
     );
-    let health = https_request(
-        server.address,
-        &only_second,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    let health = https_get(server.address, &only_second, "/healthz");
     assert_eq!(health.status, 200);
 }
 
 #[test]
 fn a_reload_of_a_broken_file_keeps_the_old_certificate_and_says_which_file() {
-    let dir = TempDir::new();
-    let certificate = TestCertificate::make(&dir.path, "server");
-    let server = Server::start_tls(&certificate.cert, &certificate.key, &[]);
-    let config = trusting(&certificate);
+    let TlsServer {
+        server,
+        config,
+        certificate,
+    } = TlsServer::start(&[]);
     let der = certificate.der();
-    let mut open = TlsClient::connect(server.address, &config, "/kept");
+    let mut open = TlsClient::connect_wss(server.address, &config, "/kept");
     std::fs::write(&certificate.cert, "not a certificate\n").unwrap();
     server.signal("HUP");
     let line = server.wait_for_log("TLS reload failed");
@@ -405,7 +343,7 @@ fn a_reload_of_a_broken_file_keeps_the_old_certificate_and_says_which_file() {
         "the warning does not name the file: {line}"
     );
     // New connections still get the old certificate (from memory), old ones keep working.
-    let mut new = TlsClient::connect(server.address, &config, "/kept");
+    let mut new = TlsClient::connect_wss(server.address, &config, "/kept");
     assert_eq!(new.peer_certificate(), der.to_vec());
     open.send_text("still here");
     assert_eq!(new.recv_message(), Received::Text("still here".into()));
@@ -441,16 +379,15 @@ fn assert_start_refused(cert: &std::path::Path, key: &std::path::Path, named: &[
 
 #[test]
 fn a_key_that_does_not_match_the_certificate_is_refused_at_start_with_exit_2() {
-    let dir = TempDir::new();
-    let first = TestCertificate::make(&dir.path, "first");
-    let second = TestCertificate::make(&dir.path, "second");
+    let first = TestCertificate::make("first");
+    let second = TestCertificate::make("second");
     assert_start_refused(&first.cert, &second.key, &[&first.cert, &second.key]);
 }
 
 #[test]
 fn a_missing_certificate_or_key_file_is_refused_at_start_with_exit_2_naming_it() {
-    let dir = TempDir::new();
-    let certificate = TestCertificate::make(&dir.path, "server");
+    let certificate = TestCertificate::make("server");
+    let dir = &certificate.dir;
     let missing = dir.path.join("missing.pem");
     assert_start_refused(&missing, &certificate.key, &[&missing]);
     assert_start_refused(&certificate.cert, &missing, &[&missing]);
@@ -460,9 +397,8 @@ fn a_missing_certificate_or_key_file_is_refused_at_start_with_exit_2_naming_it()
 
 #[test]
 fn a_file_without_a_pem_block_is_refused_at_start_with_exit_2_naming_it() {
-    let dir = TempDir::new();
-    let certificate = TestCertificate::make(&dir.path, "server");
-    let not_pem = dir.path.join("not-pem.txt");
+    let certificate = TestCertificate::make("server");
+    let not_pem = certificate.dir.path.join("not-pem.txt");
     std::fs::write(&not_pem, "this file holds no PEM block at all\n").unwrap();
     assert_start_refused(&not_pem, &certificate.key, &[&not_pem]);
     assert_start_refused(&certificate.cert, &not_pem, &[&not_pem]);
@@ -472,8 +408,7 @@ fn a_file_without_a_pem_block_is_refused_at_start_with_exit_2_naming_it() {
 
 #[test]
 fn tls_cert_without_tls_key_and_the_reverse_are_usage_errors() {
-    let dir = TempDir::new();
-    let certificate = TestCertificate::make(&dir.path, "server");
+    let certificate = TestCertificate::make("server");
     for (given, missing) in [
         (
             ["--tls-cert", certificate.cert.to_str().unwrap()],

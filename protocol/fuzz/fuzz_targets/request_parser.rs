@@ -8,13 +8,18 @@ use protocol::http::{parse_request, Limits};
 use protocol::Status;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_head_len: 4096, max_headers: 64 };
+    let limits = Limits {
+        max_head_len: 4096,
+        max_headers: 64,
+    };
     let mut out = Vec::new();
     match parse_request(data, limits) {
         Ok(Status::Complete(request)) => {
             assert!(request.head_len <= data.len());
             match validate_request(&request) {
-                Ok(upgrade) => write_accept(&mut out, &upgrade, upgrade.protocols.first().copied(), &[]),
+                Ok(upgrade) => {
+                    write_accept(&mut out, &upgrade, upgrade.protocols.first().copied(), &[])
+                }
                 Err(error) => write_error(&mut out, error),
             }
         }

@@ -310,15 +310,15 @@ mod tests {
                                 16 => {
                                     let previous = *lengths.last().ok_or("repeat first")?;
                                     let times = 3 + bits.read(2)?;
-                                    lengths.extend(std::iter::repeat(previous).take(times));
+                                    lengths.extend(std::iter::repeat_n(previous, times));
                                 }
                                 17 => {
                                     let times = 3 + bits.read(3)?;
-                                    lengths.extend(std::iter::repeat(0).take(times));
+                                    lengths.extend(std::iter::repeat_n(0, times));
                                 }
                                 _ => {
                                     let times = 11 + bits.read(7)?;
-                                    lengths.extend(std::iter::repeat(0).take(times));
+                                    lengths.extend(std::iter::repeat_n(0, times));
                                 }
                             }
                         }

@@ -263,24 +263,18 @@ pub struct DeflateParameters {
 }
 
 impl DeflateParameters {
-    /// The `Sec-WebSocket-Extensions` value of the server's answer (§7.1).
+    /// The `Sec-WebSocket-Extensions` value of the server's answer (§7.1): the same parameters
+    /// in the same order as an offer, `client_max_window_bits` always with its value.
     pub fn header_value(&self) -> String {
-        let mut value = String::from(EXTENSION_NAME);
-        if self.server_no_context_takeover {
-            value.push_str("; ");
-            value.push_str(SERVER_NO_CONTEXT_TAKEOVER);
+        DeflateOffer {
+            server_no_context_takeover: self.server_no_context_takeover,
+            client_no_context_takeover: self.client_no_context_takeover,
+            server_max_window_bits: self.server_max_window_bits,
+            client_max_window_bits: self
+                .client_max_window_bits
+                .map_or(ClientMaxWindowBits::Absent, ClientMaxWindowBits::Value),
         }
-        if self.client_no_context_takeover {
-            value.push_str("; ");
-            value.push_str(CLIENT_NO_CONTEXT_TAKEOVER);
-        }
-        if let Some(bits) = self.server_max_window_bits {
-            let _ = write!(value, "; {SERVER_MAX_WINDOW_BITS}={bits}");
-        }
-        if let Some(bits) = self.client_max_window_bits {
-            let _ = write!(value, "; {CLIENT_MAX_WINDOW_BITS}={bits}");
-        }
-        value
+        .header_value()
     }
 
     /// The largest window the endpoint in `role` may compress with, as a power of two: build

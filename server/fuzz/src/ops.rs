@@ -34,50 +34,13 @@ pub enum Op {
         /// From a trusted proxy.
         trusted_proxy: bool,
     },
-    /// A client sends an HTTP request (see [`request`] for the kinds), maybe in two reads.
-    Request {
+    /// A client sends bytes, which the server reads at once or at the end of the turn.
+    Send {
         /// Which open socket (an index into them, wrapping).
         socket: u8,
-        /// Which request.
-        kind: u8,
-        /// Which room.
-        room: u8,
-        /// Where to cut it in two reads (0: one read).
-        split: u8,
+        /// What it sends.
+        what: Sent,
         /// Read at once (or leave it for the end of the turn).
-        read: bool,
-    },
-    /// A client sends a masked frame with a generated payload.
-    Frame {
-        /// Which open socket.
-        socket: u8,
-        /// The FIN bit.
-        fin: bool,
-        /// Which opcode.
-        opcode: u8,
-        /// The payload length class (see [`payload_len`]).
-        length: u8,
-        /// Read at once.
-        read: bool,
-    },
-    /// A client sends a close frame.
-    Close {
-        /// Which open socket.
-        socket: u8,
-        /// Which code (see [`CLOSE_CODES`]).
-        code: u8,
-        /// The length of its reason.
-        reason_len: u8,
-        /// Read at once.
-        read: bool,
-    },
-    /// A client sends bytes as they are.
-    Raw {
-        /// Which open socket.
-        socket: u8,
-        /// The bytes.
-        bytes: Vec<u8>,
-        /// Read at once.
         read: bool,
     },
     /// How much a socket takes each turn from now on, this one included (see [`CAPACITIES`]).
@@ -123,6 +86,38 @@ pub enum Op {
     Shutdown,
 }
 
+/// What a client sends in an [`Op::Send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// An HTTP request (see [`request`] for the kinds), maybe in two reads.
+    Request {
+        /// Which request.
+        kind: u8,
+        /// Which room.
+        room: u8,
+        /// Where to cut it in two reads (0: one read).
+        split: u8,
+    },
+    /// A masked frame with a generated payload.
+    Frame {
+        /// The FIN bit.
+        fin: bool,
+        /// Which opcode.
+        opcode: u8,
+        /// The payload length class (see [`payload_len`]).
+        length: u8,
+    },
+    /// A close frame.
+    Close {
+        /// Which code (see [`CLOSE_CODES`]).
+        code: u8,
+        /// The length of its reason.
+        reason_len: u8,
+    },
+    /// Bytes as they are.
+    Raw(Vec<u8>),
+}
+
 /// Close codes a client may send, valid or not; 0 sends an empty close payload.
 pub const CLOSE_CODES: [u16; 13] = [
     1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 3000, 4999, 1005, 999, 0,
@@ -166,39 +161,32 @@ impl Op {
         // flush: runs of zeros (common in mutated inputs) cost little.
         Some(match (tag & 0x3f) % OP_KINDS {
             0 => Op::Flush,
-            1 => Op::Request {
-                socket: input.byte(),
-                kind: input.byte(),
-                room: input.byte(),
-                split: input.byte(),
-                read,
-            },
-            2 => {
+            kind @ 1..=4 => {
                 let socket = input.byte();
-                let bits = input.byte();
-                Op::Frame {
-                    socket,
-                    fin: bits & 0x80 == 0,
-                    opcode: bits & 0x7f,
-                    length: input.byte(),
-                    read,
-                }
-            }
-            3 => Op::Close {
-                socket: input.byte(),
-                code: input.byte(),
-                reason_len: input.byte(),
-                read,
-            },
-            4 => {
-                let socket = input.byte();
-                let len = usize::from(input.byte() % 64);
-                let bytes = (0..len).map(|_| input.byte()).collect();
-                Op::Raw {
-                    socket,
-                    bytes,
-                    read,
-                }
+                let what = match kind {
+                    1 => Sent::Request {
+                        kind: input.byte(),
+                        room: input.byte(),
+                        split: input.byte(),
+                    },
+                    2 => {
+                        let bits = input.byte();
+                        Sent::Frame {
+                            fin: bits & 0x80 == 0,
+                            opcode: bits & 0x7f,
+                            length: input.byte(),
+                        }
+                    }
+                    3 => Sent::Close {
+                        code: input.byte(),
+                        reason_len: input.byte(),
+                    },
+                    _ => {
+                        let len = usize::from(input.byte() % 64);
+                        Sent::Raw((0..len).map(|_| input.byte()).collect())
+                    }
+                };
+                Op::Send { socket, what, read }
             }
             5 => Op::Capacity {
                 socket: input.byte(),
@@ -241,39 +229,28 @@ impl Op {
                     if *metrics_port { 0x80 } else { 0 } | if *trusted_proxy { 0x40 } else { 0 };
                 out.push(10 | flags)
             }
-            Op::Request {
-                socket,
-                kind,
-                room,
-                split,
-                read,
-            } => out.extend([1 | defer(*read), *socket, *kind, *room, *split]),
-            Op::Frame {
-                socket,
-                fin,
-                opcode,
-                length,
-                read,
-            } => out.extend([
-                2 | defer(*read),
-                *socket,
-                (opcode & 0x7f) | if *fin { 0 } else { 0x80 },
-                *length,
-            ]),
-            Op::Close {
-                socket,
-                code,
-                reason_len,
-                read,
-            } => out.extend([3 | defer(*read), *socket, *code, *reason_len]),
-            Op::Raw {
-                socket,
-                bytes,
-                read,
-            } => {
-                assert!(bytes.len() < 64);
-                out.extend([4 | defer(*read), *socket, bytes.len() as u8]);
-                out.extend(bytes);
+            Op::Send { socket, what, read } => {
+                let tag = match what {
+                    Sent::Request { .. } => 1,
+                    Sent::Frame { .. } => 2,
+                    Sent::Close { .. } => 3,
+                    Sent::Raw(_) => 4,
+                };
+                out.extend([tag | defer(*read), *socket]);
+                match what {
+                    Sent::Request { kind, room, split } => out.extend([*kind, *room, *split]),
+                    Sent::Frame {
+                        fin,
+                        opcode,
+                        length,
+                    } => out.extend([(opcode & 0x7f) | if *fin { 0 } else { 0x80 }, *length]),
+                    Sent::Close { code, reason_len } => out.extend([*code, *reason_len]),
+                    Sent::Raw(bytes) => {
+                        assert!(bytes.len() < 64);
+                        out.push(bytes.len() as u8);
+                        out.extend(bytes);
+                    }
+                }
             }
             Op::Capacity { socket, class } => out.extend([5, *socket, *class]),
             Op::Room { socket, class } => out.extend([6, *socket, *class]),
@@ -500,72 +477,49 @@ pub fn apply(sim: &mut Sim, op: Op, sent: &mut usize) {
                 trusted_proxy,
             });
         }
-        Op::Request {
-            socket,
-            kind,
-            room,
-            split,
-            read,
-        } => {
+        Op::Send { socket, what, read } => {
             let Some(id) = pick_sender(sim, socket) else {
                 return;
             };
-            let bytes = request(kind, room, id, sim.core.config().max_target_len);
-            let cut = bytes.len() * usize::from(split) / 256;
-            if cut > 0 {
-                send(sim, id, &bytes[..cut], true, sent);
-            }
-            if sim.socket(id).is_open() {
-                send(sim, id, &bytes[cut..], read, sent);
-            }
-        }
-        Op::Frame {
-            socket,
-            fin,
-            opcode,
-            length,
-            read,
-        } => {
-            let Some(id) = pick_sender(sim, socket) else {
-                return;
-            };
-            let opcode = OPCODES[usize::from(opcode) % OPCODES.len()];
-            let len = payload_len(length, sim.core.config().max_message_size);
-            if *sent + len > MAX_SENT_BYTES {
-                return;
-            }
-            let payload: Vec<u8> = match opcode {
-                OpCode::Binary => (0..len).map(|index| index as u8).collect(),
-                _ => (0..len).map(|index| b'a' + (index % 26) as u8).collect(),
-            };
-            let bytes = sim.socket_mut(id).frame(fin, opcode, &payload);
-            send(sim, id, &bytes, read, sent);
-        }
-        Op::Close {
-            socket,
-            code,
-            reason_len,
-            read,
-        } => {
-            let Some(id) = pick_sender(sim, socket) else {
-                return;
-            };
-            let code = CLOSE_CODES[usize::from(code) % CLOSE_CODES.len()];
-            let bytes = if code == 0 {
-                sim.socket_mut(id).frame(true, OpCode::Close, b"")
-            } else {
-                let reason = "r".repeat(usize::from(reason_len % 128));
-                sim.socket_mut(id).close_frame(code, &reason)
-            };
-            send(sim, id, &bytes, read, sent);
-        }
-        Op::Raw {
-            socket,
-            bytes,
-            read,
-        } => {
-            if let Some(id) = pick_sender(sim, socket) {
-                send(sim, id, &bytes, read, sent);
+            match what {
+                Sent::Request { kind, room, split } => {
+                    let bytes = request(kind, room, id, sim.core.config().max_target_len);
+                    let cut = bytes.len() * usize::from(split) / 256;
+                    if cut > 0 {
+                        send(sim, id, &bytes[..cut], true, sent);
+                    }
+                    if sim.socket(id).is_open() {
+                        send(sim, id, &bytes[cut..], read, sent);
+                    }
+                }
+                Sent::Frame {
+                    fin,
+                    opcode,
+                    length,
+                } => {
+                    let opcode = OPCODES[usize::from(opcode) % OPCODES.len()];
+                    let len = payload_len(length, sim.core.config().max_message_size);
+                    if *sent + len > MAX_SENT_BYTES {
+                        return;
+                    }
+                    let payload: Vec<u8> = match opcode {
+                        OpCode::Binary => (0..len).map(|index| index as u8).collect(),
+                        _ => (0..len).map(|index| b'a' + (index % 26) as u8).collect(),
+                    };
+                    let bytes = sim.socket_mut(id).frame(fin, opcode, &payload);
+                    send(sim, id, &bytes, read, sent);
+                }
+                Sent::Close { code, reason_len } => {
+                    let code = CLOSE_CODES[usize::from(code) % CLOSE_CODES.len()];
+                    let bytes = if code == 0 {
+                        sim.socket_mut(id).frame(true, OpCode::Close, b"")
+                    } else {
+                        let reason = "r".repeat(usize::from(reason_len % 128));
+                        sim.socket_mut(id).close_frame(code, &reason)
+                    };
+                    send(sim, id, &bytes, read, sent);
+                }
+                Sent::Raw(bytes) => send(sim, id, &bytes, read, sent),
             }
         }
         Op::Capacity { socket, class } => {

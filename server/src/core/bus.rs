@@ -258,7 +258,7 @@ impl Bus {
             self.failures_unlogged += 1;
             if self
                 .failure_logged_at
-                .map_or(true, |at| now >= at.after(BACKOFF_CAP))
+                .is_none_or(|at| now >= at.after(BACKOFF_CAP))
             {
                 warn!(
                     "redis unreachable ({why}; {} failed attempt(s) since the last report); serving local rooms only, retrying with backoff up to {} s",

@@ -338,7 +338,7 @@ fn deliver(inbox: Receiver<Incoming>, clients: Clients, options: Options) {
         let mut clients = clients.lock().unwrap();
         for (position, client) in clients.iter_mut().enumerate() {
             deliveries += 1;
-            if options.drop_every > 0 && deliveries % options.drop_every == 0 {
+            if options.drop_every > 0 && deliveries.is_multiple_of(options.drop_every) {
                 continue;
             }
             if messages == options.duplicate_old && position == 0 {

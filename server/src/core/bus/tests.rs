@@ -47,7 +47,12 @@ impl Harness {
 
     /// A harness whose links are both connected and ready.
     fn connected() -> Harness {
-        let mut harness = Harness::new(1 << 20, Vec::new());
+        Harness::connected_with(1 << 20)
+    }
+
+    /// [`Harness::connected`], with at most `max_buffered_bytes` waiting for Redis.
+    fn connected_with(max_buffered_bytes: usize) -> Harness {
+        let mut harness = Harness::new(max_buffered_bytes, Vec::new());
         assert_eq!(
             harness.bus_outputs(),
             [
@@ -497,14 +502,7 @@ fn a_connect_that_never_completes_times_out_and_is_retried() {
 
 #[test]
 fn a_full_buffer_to_redis_drops_messages_and_counts_them() {
-    let mut harness = Harness::new(200, Vec::new());
-    harness.bus_outputs();
-    harness
-        .core
-        .handle_bus_connected(Link::Publish, harness.now);
-    harness
-        .core
-        .handle_bus_connected(Link::Subscribe, harness.now);
+    let mut harness = Harness::connected_with(200);
     let alice = harness.join("/", false);
     // Redis reads nothing: the buffer fills.
     for index in 0..10 {

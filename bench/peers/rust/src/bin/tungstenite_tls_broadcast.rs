@@ -1,26 +1,20 @@
 //! The TLS peer of `make bench`: `tungstenite_broadcast` (tokio-tungstenite with
 //! `tokio::sync::broadcast`, a writer task per client that feeds every waiting message and
-//! flushes once) behind tokio-rustls, the way its users serve wss://. rustls with the `ring`
-//! provider, TLS 1.2 and 1.3, ALPN `http/1.1`; rustls's default buffering.
-//!
-//! A receiver that falls more than `CAPACITY` messages behind loses the oldest ones
-//! (`RecvError::Lagged`): that is this design's slow-consumer policy.
+//! flushes once: `bench_peers::broadcast_room`) behind tokio-rustls, the way its users serve
+//! wss://. rustls with the `ring` provider, TLS 1.2 and 1.3, ALPN `http/1.1`; rustls's default
+//! buffering.
 //!
 //! Usage: tungstenite_tls_broadcast PORT CERT.pem KEY.pem
 
 use std::process::exit;
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
+use bench_peers::broadcast_room;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::Message;
-
-const CAPACITY: usize = 65536;
 
 fn usage(problem: &str) -> ! {
     eprintln!("tungstenite_tls_broadcast: {problem}");
@@ -61,7 +55,7 @@ async fn main() {
         "listening on wss://{}/ (tokio-tungstenite, tokio-rustls with ring, tokio::sync::broadcast)",
         listener.local_addr().unwrap()
     );
-    let (room, _) = broadcast::channel::<Message>(CAPACITY);
+    let room = broadcast_room::room();
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
@@ -69,43 +63,7 @@ async fn main() {
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(stream).await else { return };
-            let Ok(socket) = tokio_tungstenite::accept_async(tls).await else { return };
-            let (mut sink, mut source) = socket.split();
-            let mut inbox = room.subscribe();
-            let writer = tokio::spawn(async move {
-                loop {
-                    let first = match inbox.recv().await {
-                        Ok(message) => message,
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    };
-                    if sink.feed(first).await.is_err() {
-                        break;
-                    }
-                    loop {
-                        match inbox.try_recv() {
-                            Ok(message) => {
-                                if sink.feed(message).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
-                            Err(_) => break,
-                        }
-                    }
-                    if sink.flush().await.is_err() {
-                        break;
-                    }
-                }
-            });
-            while let Some(Ok(message)) = source.next().await {
-                if message.is_text() || message.is_binary() {
-                    let _ = room.send(message);
-                } else if message.is_close() {
-                    break;
-                }
-            }
-            writer.abort();
+            broadcast_room::serve_client(tls, room).await;
         });
     }
 }
