@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn alike_rows_pack_small() {
-        let rows = (0..1_000).flat_map(|_| std::iter::repeat(8).take(1_000));
+        let rows = (0..1_000).flat_map(|_| std::iter::repeat_n(8, 1_000));
         assert!(pack(rows).len() < 20_000);
     }
 
