@@ -247,15 +247,7 @@ impl EventLoop {
             match output {
                 Output::Writable { key, on } => {
                     if let Some(socket) = self.sockets.get_mut(key).and_then(Option::as_mut) {
-                        let interest = if on {
-                            Interest::READABLE | Interest::WRITABLE
-                        } else {
-                            Interest::READABLE
-                        };
-                        let _ = self
-                            .poll
-                            .registry()
-                            .reregister(socket, Token(key), interest);
+                        watch_writable(&self.poll, socket, key, on);
                     }
                 }
                 Output::ShutdownWrite(key) => {
@@ -320,15 +312,7 @@ impl EventLoop {
         let want = session.core_wants_writable || session.has_backlog();
         if want != session.writable_registered {
             session.writable_registered = want;
-            let interest = if want {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            let _ = self
-                .poll
-                .registry()
-                .reregister(socket, Token(key), interest);
+            watch_writable(&self.poll, socket, key, want);
         }
     }
 
@@ -654,6 +638,16 @@ fn bind_reuse_port(address: SocketAddr) -> io::Result<TcpListener> {
     socket.bind(&address.into())?;
     socket.listen(1024)?;
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Watches a socket for readability, and for writability too when `on`.
+fn watch_writable(poll: &Poll, socket: &mut TcpStream, key: usize, on: bool) {
+    let interest = if on {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::READABLE
+    };
+    let _ = poll.registry().reregister(socket, Token(key), interest);
 }
 
 /// A TLS connection's socket and session, borrowed together.

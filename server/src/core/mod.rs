@@ -847,17 +847,12 @@ impl Core {
                         "rate limit: more than {} messages per second",
                         self.config.rate_limit.rate
                     );
-                    debug!("connection #{}: {reason}", self.connections[key].id);
-                    self.fail(key, CloseCode::POLICY_VIOLATION, &reason);
+                    self.fail_logged(key, CloseCode::POLICY_VIOLATION, &reason);
                     return;
                 }
                 Action::OverBudget => {
                     self.metrics.assembly_budget_closes += 1;
-                    debug!(
-                        "connection #{}: over the assembly budget, closing with 1009",
-                        self.connections[key].id
-                    );
-                    self.fail(
+                    self.fail_logged(
                         key,
                         CloseCode::MESSAGE_TOO_BIG,
                         "message too big for the server's free assembly memory",
@@ -1060,6 +1055,17 @@ impl Core {
 
     /// Fails the connection: our close frame with `code` is the last thing it gets, unless our
     /// close is out already (RFC 6455 allows one close frame per side): then it just drains.
+    /// [`Core::fail`], saying why in the debug log.
+    fn fail_logged(&mut self, key: usize, code: CloseCode, reason: &str) {
+        if let Some(connection) = self.connections.get(key) {
+            debug!(
+                "connection #{}: {reason}, closing with {}",
+                connection.id, code.0
+            );
+        }
+        self.fail(key, code, reason);
+    }
+
     fn fail(&mut self, key: usize, code: CloseCode, reason: &str) {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
@@ -1210,11 +1216,7 @@ impl Core {
         }
         for key in unfinished {
             self.metrics.message_timeouts += 1;
-            debug!(
-                "connection #{}: message not complete in time",
-                self.connections[key].id
-            );
-            self.fail(
+            self.fail_logged(
                 key,
                 CloseCode::POLICY_VIOLATION,
                 "message not complete within the message timeout",
