@@ -260,7 +260,7 @@ impl TlsSession {
             // KeyUpdate) must reach the record layer, not rustls, whose answer to it would be
             // lost in the hand-over.
             let handshaking = connection.is_handshaking();
-            let mut end = processed;
+            let mut end = 0;
             loop {
                 end = if handshaking {
                     next_record_end(received, end)
@@ -409,14 +409,9 @@ impl TlsSession {
 
     /// Writes the records waiting for the socket until it is full. Returns whether all left.
     pub fn write_backlog(&mut self, socket: &mut impl Write) -> io::Result<bool> {
-        while self.outgoing_sent < self.outgoing.len() {
-            match socket.write(&self.outgoing[self.outgoing_sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => self.outgoing_sent += written,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
+        self.outgoing_sent += write_until_full(socket, &self.outgoing[self.outgoing_sent..])?;
+        if self.has_backlog() {
+            return Ok(false);
         }
         // Nothing waits: give the memory back.
         self.outgoing = Vec::new();
@@ -465,16 +460,7 @@ impl TlsSession {
             self.outgoing.extend_from_slice(records);
             return Ok(false);
         }
-        let mut sent = 0;
-        while sent < records.len() {
-            match socket.write(&records[sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => sent += written,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
+        let sent = write_until_full(socket, records)?;
         if sent < records.len() {
             self.outgoing.extend_from_slice(&records[sent..]);
             return Ok(false);
@@ -564,6 +550,21 @@ impl TlsSession {
             }
         }
     }
+}
+
+/// Writes `bytes` until they are all out or the socket is full; returns how many left.
+fn write_until_full(socket: &mut impl Write, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match socket.write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(more) => written += more,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(written)
 }
 
 /// Where the record starting at `start` ends (RFC 8446 section 5.1: a 5-byte header whose
