@@ -22,7 +22,7 @@ use rustls::{ConnectionTrafficSecrets, ExtractedSecrets};
 use zeroize::Zeroize;
 
 /// The most content a record carries (RFC 8446 section 5.1).
-pub(super) const MAX_FRAGMENT: usize = 1 << 14;
+const MAX_FRAGMENT: usize = 1 << 14;
 /// The most a record's encrypted part may be (section 5.2): content, type, padding, tag.
 const MAX_CIPHERTEXT: usize = MAX_FRAGMENT + 256;
 const HEADER_LEN: usize = 5;
@@ -193,11 +193,7 @@ impl RecordLayer {
 
     /// Appends a close_notify alert to `out` (section 6.1).
     pub(super) fn seal_close_notify(&mut self, out: &mut Vec<u8>) -> Result<(), RecordError> {
-        if self.closed {
-            return Ok(());
-        }
-        self.closed = true;
-        self.seal_record(ALERT, &[1, 0], out)
+        self.seal_last_alert([1, 0], out)
     }
 
     /// Appends a fatal alert to `out` (section 6.2).
@@ -206,12 +202,18 @@ impl RecordLayer {
         description: u8,
         out: &mut Vec<u8>,
     ) -> Result<(), RecordError> {
+        self.seal_last_alert([2, description], out)
+    }
+
+    /// Seals the alert (level, description) that ends our side; nothing is sealed after it.
+    fn seal_last_alert(&mut self, alert: [u8; 2], out: &mut Vec<u8>) -> Result<(), RecordError> {
         if self.closed {
             return Ok(());
         }
         self.closed = true;
-        self.seal_record(ALERT, &[2, description], out)
+        self.seal_record(ALERT, &alert, out)
     }
+
     /// Opens the whole records at the start of `received` (in place), appending application
     /// data to `plaintext`. A KeyUpdate renews the receiving key; when the peer asks for ours,
     /// it goes out before our next application data (section 4.6.3).
