@@ -489,7 +489,7 @@ impl EventLoop {
         let mut budget = READ_BUDGET_PER_TURN;
         loop {
             // The core wants nothing more read once its peer finished sending.
-            if self.core.take_pending(key, &mut self.read_buffer).is_none() {
+            if !self.core.wants_read(key) {
                 return;
             }
             let Some((socket, session)) = tls_pair(&mut self.sockets, &mut self.tls_sessions, key)

@@ -239,14 +239,21 @@ impl Core {
         self.connections.get(key).map(|connection| connection.id)
     }
 
+    /// Whether a connection is there and wants more read (its peer has not finished sending).
+    pub fn wants_read(&self, key: usize) -> bool {
+        self.connections
+            .get(key)
+            .is_some_and(|connection| !connection.flags.has(Flags::PEER_DONE))
+    }
+
     /// Copies the bytes a connection kept from its last read (a cut head or frame header) to
     /// the front of `buffer` and returns how many; read new bytes after them. `None` when the
     /// connection is gone or wants nothing more read (its peer finished sending).
     pub fn take_pending(&mut self, key: usize, buffer: &mut [u8]) -> Option<usize> {
-        let connection = self.connections.get(key)?;
-        if connection.flags.has(Flags::PEER_DONE) {
+        if !self.wants_read(key) {
             return None;
         }
+        let connection = self.connections.get(key)?;
         let kept = connection.pending.as_slice();
         buffer[..kept.len()].copy_from_slice(kept);
         Some(kept.len())
