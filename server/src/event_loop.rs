@@ -6,10 +6,14 @@
 //! 2. accept until `WouldBlock` (out of descriptors, accepting pauses for a moment, never a
 //!    busy loop, and says so once per interval);
 //! 3. read each ready socket until `WouldBlock` into the **one read buffer the loop owns**,
-//!    within a byte budget per connection per turn (a connection over budget is read again
-//!    next turn, so one flooding client cannot starve the rest), handing the bytes to the core;
-//! 4. flush: each connection whose queue grew gets **one `writev`** with all its frames
+//!    within a byte budget per connection per flush pass (a connection over budget is read
+//!    again when the next pass starts, so one flooding client cannot starve the rest),
+//!    handing the bytes to the core;
+//! 4. flush a slice of the pass: the next [`WRITES_PER_TURN`](crate::pacing::WRITES_PER_TURN)
+//!    connections with frames queued each get **one `writev`** with all their frames
 //!    (corking); the core says which sockets to watch for writability, shut down or close.
+//!    While a pass is under way the loop polls without sleeping, so the messages that arrive
+//!    meanwhile are read between slices ([`crate::pacing`] says why).
 //!
 //! With `--tls-cert`, every socket is TLS ([`crate::tls`]): ciphertext is read and decrypted
 //! here, plaintext goes to the core, and the core's frames are encrypted on their way out.
@@ -28,6 +32,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::core::{Accepted, Core, Millis, Output};
+use crate::pacing::Passes;
 use crate::process;
 use crate::redis_link::RedisLinks;
 use crate::tls::{TlsAcceptor, TlsBuffers, TlsRead, TlsSession};
@@ -38,8 +43,6 @@ const METRICS_LISTENER: Token = Token(usize::MAX - 3);
 
 /// Room for one large read beyond the bytes a connection may have kept.
 const READ_BUFFER_LEN: usize = 64 * 1024;
-/// Bytes read from one connection in one turn before the others get their go.
-const READ_BUDGET_PER_TURN: usize = 256 * 1024;
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How often running out of descriptors is logged (with a count), at most.
@@ -76,12 +79,14 @@ pub struct EventLoop {
     tls_sessions: Vec<Option<Box<TlsSession>>>,
     /// The buffers every TLS connection borrows in turn (sessions own none while idle).
     tls_buffers: TlsBuffers,
+    /// The TLS sockets written in this flush, whose writability interest may change.
+    tls_flushed: Vec<usize>,
     /// Plaintext decrypted from one read of a TLS socket, on its way to the core.
     tls_plaintext: Vec<u8>,
     /// The one read buffer: every socket is read into it.
     read_buffer: Vec<u8>,
-    /// Connections that used their read budget and must be read again next turn.
-    read_again: Vec<usize>,
+    /// The flush pass in slices, and the read budgets per pass.
+    passes: Passes,
     started: Instant,
     accept_paused_until: Option<Millis>,
     /// Accepts refused for lack of descriptors since the last log line about it.
@@ -128,9 +133,10 @@ impl EventLoop {
             tls_buffers: TlsBuffers::new(shell.tls.is_some()),
             tls: shell.tls,
             tls_sessions: Vec::new(),
+            tls_flushed: Vec::new(),
             tls_plaintext: Vec::new(),
             read_buffer,
-            read_again: Vec::new(),
+            passes: Passes::default(),
             started: Instant::now(),
             accept_paused_until: None,
             fd_exhausted_unlogged: 0,
@@ -160,7 +166,7 @@ impl EventLoop {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.read_again.is_empty() {
+            let timeout = if !self.passes.busy() {
                 let mut wake = self.core.poll_timeout();
                 if let Some(until) = self.accept_paused_until {
                     wake = wake.min(until);
@@ -181,7 +187,7 @@ impl EventLoop {
                 redis.apply_outputs(self.poll.registry(), &mut self.core, now);
             }
 
-            for key in std::mem::take(&mut self.read_again) {
+            for key in self.passes.start_turn() {
                 self.read(key, false, now);
             }
             for event in events.iter() {
@@ -438,8 +444,11 @@ impl EventLoop {
         if self.tls_session(key).is_some() {
             return self.read_tls(key, now);
         }
-        let mut budget = READ_BUDGET_PER_TURN;
         loop {
+            // Over its budget for this pass: read again when the next one starts.
+            if self.passes.budget(key) == 0 {
+                return;
+            }
             let Some(kept) = self.core.take_pending(key, &mut self.read_buffer) else {
                 return;
             };
@@ -457,14 +466,8 @@ impl EventLoop {
                     self.core
                         .handle_read(key, &mut self.read_buffer[..kept + read], kept, now);
                     self.apply_outputs();
-                    budget = budget.saturating_sub(read);
+                    self.passes.charge(key, read);
                     if may_stop_short && short {
-                        return;
-                    }
-                    if budget == 0 {
-                        if self.core.connection(key).is_some() {
-                            self.read_again.push(key);
-                        }
                         return;
                     }
                 }
@@ -486,10 +489,10 @@ impl EventLoop {
     /// Reads a TLS socket: ciphertext until `WouldBlock` or the budget, each read decrypted
     /// and its plaintext handed to the core; handshake records written back at once.
     fn read_tls(&mut self, key: usize, now: Millis) {
-        let mut budget = READ_BUDGET_PER_TURN;
         loop {
-            // The core wants nothing more read once its peer finished sending.
-            if !self.core.wants_read(key) {
+            // The core wants nothing more read once its peer finished sending; over its budget
+            // for this pass, it is read again when the next one starts.
+            if !self.core.wants_read(key) || self.passes.budget(key) == 0 {
                 return;
             }
             let Some((socket, session)) = tls_pair(&mut self.sockets, &mut self.tls_sessions, key)
@@ -527,15 +530,7 @@ impl EventLoop {
                 return;
             }
             match outcome {
-                TlsRead::Progress(read) => {
-                    budget = budget.saturating_sub(read);
-                    if budget == 0 {
-                        if self.core.connection(key).is_some() {
-                            self.read_again.push(key);
-                        }
-                        return;
-                    }
-                }
+                TlsRead::Progress(read) => self.passes.charge(key, read),
                 TlsRead::WouldBlock => return,
                 TlsRead::Eof => {
                     self.core.handle_eof(key, now);
@@ -565,14 +560,15 @@ impl EventLoop {
         self.core.connection(key).is_some()
     }
 
-    // --- flush: one writev per connection per turn ---
+    // --- flush: a slice of the pass per turn, one writev per connection ---
 
     fn flush(&mut self) {
+        let slice = self.passes.slice(self.core.flush_queue_len());
         let sockets = &mut self.sockets;
         let tls_sessions = &mut self.tls_sessions;
         let tls_buffers = &mut self.tls_buffers;
-        let mut tls_flushed = Vec::new();
-        self.core.flush(|key, slices: &[IoSlice<'_>]| {
+        let mut tls_flushed = std::mem::take(&mut self.tls_flushed);
+        let taken = self.core.flush_next(slice, |key, slices: &[IoSlice<'_>]| {
             let Some(socket) = sockets.get_mut(key).and_then(Option::as_mut) else {
                 return Err(io::ErrorKind::NotConnected.into());
             };
@@ -584,10 +580,13 @@ impl EventLoop {
                 None => socket.write_vectored(slices),
             }
         });
+        self.passes.took(taken);
         self.apply_outputs();
-        for key in tls_flushed {
+        for &key in &tls_flushed {
             self.update_tls_interest(key);
         }
+        tls_flushed.clear();
+        self.tls_flushed = tls_flushed;
     }
 
     // --- signals ---

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod core;
 pub mod event_loop;
 pub mod logging;
+pub mod pacing;
 pub mod page;
 pub mod process;
 pub mod redis_link;

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use server::core::{
-    Accepted, Config, Core, Millis, Mode, Output, Phase, RateLimit, RateLimitPolicy, SlowConsumer,
-    SWEEP_EVERY, TICK,
+    Accepted, Config, Core, Flags, Millis, Mode, Output, Phase, RateLimit, RateLimitPolicy,
+    SlowConsumer, SWEEP_EVERY, TICK,
 };
 
 // Shared with the fuzz crate, where these items are its public API.

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use server::core::{
-    Accepted, Config, Core, Millis, Mode, Output, Phase, RateLimit, RateLimitPolicy, SlowConsumer,
+    Accepted, Config, Core, Flags, Millis, Mode, Output, Phase, RateLimit, RateLimitPolicy, SlowConsumer,
     SWEEP_EVERY, TICK,
 };
 

@@ -96,7 +96,7 @@ pub struct Config {
 impl Config {
     /// The hard cap on a write queue: past it (after a flush that could not empty the queue)
     /// the slow-consumer policy applies at once, so a client that never reads holds at most
-    /// this plus one turn's broadcasts.
+    /// this plus one pass's broadcasts.
     pub fn hard_queue_cap(&self) -> usize {
         self.max_queued_bytes
             .saturating_mul(4)

@@ -9,8 +9,10 @@
 //!    socket's token), [`Core::take_pending`] then [`Core::handle_read`] for bytes read,
 //!    [`Core::handle_eof`] for the end of a peer's stream, [`Core::handle_writable`],
 //!    [`Core::handle_error`];
-//! 3. [`Core::flush`] once, at the end of the turn: every queue that grew is written with one
-//!    vectored write (corking);
+//! 3. [`Core::flush_next`] once, at the end of the turn: the queues of the next few
+//!    connections in the flush queue are written, each with one vectored write of all its
+//!    frames (corking); the rest wait for the next turns, so that new messages are read
+//!    between slices of a long pass instead of after it;
 //! 4. [`Core::poll_output`] after every call, until `None`, carrying out what it says (watch for
 //!    writability, shut down writing, close a socket). Keys are reused, so outputs are carried
 //!    out before the next accept.
@@ -116,8 +118,8 @@ pub struct Core {
     connections: Slab<Connection>,
     rooms: Rooms,
     metrics: Metrics,
-    /// Connections with something queued this turn.
-    flush_list: Vec<usize>,
+    /// Connections with frames queued since their last write, in the order they got them.
+    flush_queue: VecDeque<usize>,
     /// Connections found too slow during a broadcast, closed after it.
     too_slow: Vec<usize>,
     outputs: VecDeque<Output>,
@@ -167,7 +169,7 @@ impl Core {
             connections: Slab::new(),
             rooms: Rooms::with_history(history),
             metrics: Metrics::default(),
-            flush_list: Vec::new(),
+            flush_queue: VecDeque::new(),
             too_slow: Vec::new(),
             outputs: VecDeque::new(),
             welcome,
@@ -335,7 +337,7 @@ impl Core {
     /// The socket can take more bytes: flush its queue this turn.
     pub fn handle_writable(&mut self, key: usize) {
         if let Some(connection) = self.connections.get_mut(key) {
-            mark_for_flush(connection, key, &mut self.flush_list);
+            mark_for_flush(connection, key, &mut self.flush_queue);
         }
     }
 
@@ -405,15 +407,38 @@ impl Core {
         self.metrics.accept_fd_exhausted += 1;
     }
 
-    /// Writes every queue that grew this turn: one `write` call per connection with all its
-    /// frames (`write(key, slices)` is the shell's vectored write to that key's socket; it
-    /// returns what the socket took, `WouldBlock` when it takes nothing).
-    pub fn flush(&mut self, mut write: impl FnMut(usize, &[IoSlice<'_>]) -> io::Result<usize>) {
-        let mut keys = std::mem::take(&mut self.flush_list);
-        for &key in &keys {
+    /// Writes every queue that has grown since it was last written: one `write` call per
+    /// connection with all its frames (corking). `write(key, slices)` is the shell's vectored
+    /// write to that key's socket; it returns what the socket took, `WouldBlock` when it takes
+    /// nothing. The same as [`Core::flush_next`] with no limit.
+    pub fn flush(&mut self, write: impl FnMut(usize, &[IoSlice<'_>]) -> io::Result<usize>) {
+        self.flush_next(usize::MAX, write);
+    }
+
+    /// Writes the queues of at most `limit` connections, the ones waiting longest first: the
+    /// shell's flush pass, a slice per turn, so that a message read while a pass is under way
+    /// joins the queues of the connections not yet written and leaves with the frames already
+    /// there, instead of waiting for the pass to end. Each connection still gets one `write`
+    /// call with everything queued for it; one that grows after its write waits at the back.
+    /// Returns how many entries of the flush queue were taken (see [`Core::flush_queue_len`]).
+    pub fn flush_next(
+        &mut self,
+        limit: usize,
+        mut write: impl FnMut(usize, &[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> usize {
+        // Only what is queued now: a connection queued again during this call waits its turn.
+        let taken = self.flush_queue.len().min(limit);
+        for _ in 0..taken {
+            let Some(key) = self.flush_queue.pop_front() else {
+                break;
+            };
             let Some(connection) = self.connections.get_mut(key) else {
                 continue;
             };
+            // Not scheduled: the entry of a connection that closed, its key since reused.
+            if !connection.flags.has(Flags::FLUSH_SCHEDULED) {
+                continue;
+            }
             connection.flags.set(Flags::FLUSH_SCHEDULED, false);
             if connection.flags.has(Flags::WRITE_SHUT) {
                 continue;
@@ -435,11 +460,14 @@ impl Core {
             }
             self.after_flush(key);
         }
-        keys.clear();
-        if self.flush_list.is_empty() {
-            self.flush_list = keys;
-        }
         self.close_slow_consumers();
+        taken
+    }
+
+    /// Entries in the flush queue: connections waiting for their write (and, until their turn
+    /// comes, the entries of connections that closed meanwhile).
+    pub fn flush_queue_len(&self) -> usize {
+        self.flush_queue.len()
     }
 
     /// The next thing the shell must do, in order.
@@ -641,7 +669,7 @@ impl Core {
                     Some(client) => debug!("connection #{id}: websocket open in room {room} (client {client}, via a trusted proxy)"),
                     None => debug!("connection #{id}: websocket open in room {room}"),
                 }
-                mark_for_flush(connection, key, &mut self.flush_list);
+                mark_for_flush(connection, key, &mut self.flush_queue);
                 if let Some(seat) = self.connections[key].seat.get() {
                     self.bus_room_joined(seat); // bus hook: first local member subscribes
                 }
@@ -918,7 +946,7 @@ impl Core {
                 hard_cap,
                 &mut self.metrics,
                 &mut self.too_slow,
-                &mut self.flush_list,
+                &mut self.flush_queue,
             );
             if queued {
                 self.metrics.frames_delivered += 1;
@@ -952,7 +980,7 @@ impl Core {
             hard_cap,
             &mut self.metrics,
             &mut self.too_slow,
-            &mut self.flush_list,
+            &mut self.flush_queue,
         )
     }
 
@@ -982,7 +1010,7 @@ impl Core {
         let tick = self.now.tick();
         let connection = &mut self.connections[key];
         let queued = connection.write_queue.queued_bytes();
-        // Judge a reader after trying to write to it, not by one turn's burst: a queue that
+        // Judge a reader after trying to write to it, not by one pass's burst: a queue that
         // stays over the mark for the slow-consumer timeout, or passes the hard cap, is slow.
         if queued > self.config.max_queued_bytes {
             if !connection.flags.has(Flags::OVER_MARK) {
@@ -1056,7 +1084,7 @@ impl Core {
             self.metrics.messages_dropped += dropped as u64;
         }
         connection.write_queue.push(close_frame(code, reason));
-        mark_for_flush(connection, key, &mut self.flush_list);
+        mark_for_flush(connection, key, &mut self.flush_queue);
         self.leave_room(key);
     }
 
@@ -1119,7 +1147,7 @@ impl Core {
         if self.reading != Some(key) {
             self.assembly_bytes += connection.assembly_bytes();
         }
-        mark_for_flush(connection, key, &mut self.flush_list);
+        mark_for_flush(connection, key, &mut self.flush_queue);
         self.leave_room(key);
         self.close_if_done(key);
     }
@@ -1285,7 +1313,7 @@ fn decide(
 /// stayed over `--max-queued-bytes` for the slow-consumer timeout. Then the slow-consumer
 /// policy applies: the message is counted as dropped, or the connection is marked too slow
 /// (closed by [`Core::close_slow_consumers`] once the caller is done iterating). A burst that
-/// arrives within one turn is always queued: it is judged after the turn's write.
+/// arrives before the connection's next write is always queued: it is judged after that write.
 ///
 /// A free function over the core's parts, so that a broadcast can call it while it borrows
 /// the room's member list.
@@ -1299,7 +1327,7 @@ fn offer(
     hard_cap: usize,
     metrics: &mut Metrics,
     too_slow: &mut Vec<usize>,
-    flush_list: &mut Vec<usize>,
+    flush_queue: &mut VecDeque<usize>,
 ) -> bool {
     if !connection.phase.is_open() {
         return false;
@@ -1315,7 +1343,7 @@ fn offer(
         return false;
     }
     connection.write_queue.push(frame);
-    mark_for_flush(connection, key, flush_list);
+    mark_for_flush(connection, key, flush_queue);
     true
 }
 
@@ -1392,10 +1420,10 @@ fn slow_consumer_ticks(config: &Config) -> u32 {
 }
 
 /// Puts a connection in this turn's flush list, once.
-fn mark_for_flush(connection: &mut Connection, key: usize, flush_list: &mut Vec<usize>) {
+fn mark_for_flush(connection: &mut Connection, key: usize, flush_queue: &mut VecDeque<usize>) {
     if !connection.flags.has(Flags::FLUSH_SCHEDULED) {
         connection.flags.set(Flags::FLUSH_SCHEDULED, true);
-        flush_list.push(key);
+        flush_queue.push_back(key);
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use protocol::frame::OpCode;
 
 use super::{
-    Accepted, Config, Core, Millis, Output, Phase, RateLimit, RateLimitPolicy, SlowConsumer,
+    Accepted, Config, Core, Flags, Millis, Output, Phase, RateLimit, RateLimitPolicy, SlowConsumer,
     SWEEP_EVERY, TICK,
 };
 
@@ -761,4 +761,84 @@ fn the_core_answers_http_requests_and_closes_after_the_answer() {
     sim.send_eof(client);
     sim.advance_to(ms(100));
     assert_eq!(sim.socket(client).closed_at, Some(ms(100)));
+}
+
+/// A sender and four readers in one room, every socket taking all it is given; from now on
+/// the flush writes two connections per turn, as the shell's slice of its pass does.
+fn room_flushed_two_at_a_time() -> (Sim, usize, Vec<usize>) {
+    let config = Config {
+        rate_limit: no_rate_limit(),
+        ..Config::default()
+    };
+    let mut sim = Sim::new(config, ms(0));
+    let sender = sim.open("/room");
+    let readers = (0..4).map(|_| sim.open("/room")).collect();
+    sim.flush_slice = 2;
+    (sim, sender, readers)
+}
+
+#[test]
+fn a_message_read_during_a_pass_leaves_with_the_frames_of_the_connections_not_yet_written() {
+    let (mut sim, sender, readers) = room_flushed_two_at_a_time();
+    let writes_before = sim.core.metrics().write_calls;
+    sim.send_text(sender, "first");
+    sim.turn(); // "first" is queued for all five; the sender and reader 0 are written
+    assert_eq!(sim.socket(readers[0]).texts(), ["first"]);
+    assert!(sim.socket(readers[1]).texts().is_empty());
+
+    sim.send_text(sender, "second");
+    sim.turn(); // read between slices: readers 1 and 2 get both messages in one write each
+    for &reader in &readers[1..3] {
+        assert_eq!(sim.socket(reader).texts(), ["first", "second"]);
+    }
+    assert_eq!(
+        sim.socket(readers[0]).texts(),
+        ["first"],
+        "it waits at the back"
+    );
+    sim.turn(); // reader 3, then the sender, queued again after their first write
+    sim.turn(); // reader 0
+    for &reader in &readers {
+        assert_eq!(sim.socket(reader).texts(), ["first", "second"]);
+    }
+    // Two messages for five connections: the ones written after the second arrived got both
+    // at once, so 7 writes, not 10.
+    assert_eq!(sim.core.metrics().write_calls - writes_before, 7);
+    assert_eq!(sim.core.flush_queue_len(), 0);
+}
+
+#[test]
+fn a_connection_is_written_once_per_pass_whatever_it_is_sent_meanwhile() {
+    let (mut sim, sender, readers) = room_flushed_two_at_a_time();
+    let writes_before = sim.core.metrics().write_calls;
+    for index in 0..3 {
+        sim.send_text(sender, &format!("message {index}"));
+        sim.turn();
+    }
+    // Three turns, two writes each: every connection written once, reader 3 last, with all
+    // three messages.
+    assert_eq!(sim.core.metrics().write_calls - writes_before, 6);
+    assert_eq!(sim.socket(readers[3]).messages(), 3);
+    sim.turn();
+    sim.turn();
+    for &reader in &readers {
+        assert_eq!(sim.socket(reader).messages(), 3);
+    }
+}
+
+#[test]
+fn a_reader_past_the_hard_cap_is_closed_with_1008_at_its_write_when_the_pass_is_sliced() {
+    let (mut sim, sender, reader) = slow_reader_room(SlowConsumer::Close);
+    sim.flush_slice = 1;
+    sim.advance_to(ms(1_000));
+    send_messages(&mut sim, sender, 30, "burst"); // 300 KiB, over the 256 KiB hard cap
+    sim.turn(); // the sender's own copy: first in the queue
+    assert_eq!(sim.phase(reader), Some(Phase::Open), "not yet its turn");
+    sim.turn();
+    assert_eq!(sim.phase(reader), Some(Phase::Closing));
+    assert_eq!(sim.core.metrics().slow_consumer_closes, 1);
+    assert!(
+        sim.queued(reader) < 200,
+        "its queue holds our close frame only"
+    );
 }

@@ -11,9 +11,9 @@
 //! the keys (about 1.4 KB, against 3.3 KB for rustls's connection and 7.5 KB for its buffered
 //! one). TLS 1.2 connections stay with rustls to the end.
 //!
-//! **Corking survives encryption.** The frames queued for a connection in one turn are gathered
-//! (up to [`RECORD_BATCH`] bytes at a time) and encrypted in one call, which makes records of up
-//! to 16 KiB (RFC 8446 section 5.1), and the records leave in one `write`. What the socket does
+//! **Corking survives encryption.** The frames queued for a connection since its last write are
+//! gathered (up to [`RECORD_BATCH`] bytes at a time) and encrypted in one call, which makes records
+//! of up to 16 KiB (RFC 8446 section 5.1), and the records leave in one `write`. What the socket does
 //! not take stays with the connection (at most one batch) and nothing more is encrypted until it
 //! is gone: the rest stays in the core's queue, where the slow-consumer policy sees it.
 //!

@@ -32,7 +32,7 @@ use protocol::http::{parse_response, Limits};
 use protocol::message::{Decoder, Event};
 use protocol::Status;
 
-use super::{Accepted, Config, Core, Millis, Output, Phase, SWEEP_EVERY, TICK};
+use super::{Accepted, Config, Core, Flags, Millis, Output, Phase, SWEEP_EVERY, TICK};
 
 /// The shell's read buffer beyond the kept bytes, as in `event_loop.rs`.
 pub const READ_BUFFER_LEN: usize = 64 * 1024;
@@ -308,6 +308,9 @@ pub struct Sim {
     pub sockets: Vec<Socket>,
     /// Bytes read from one connection in one turn before the others get their go.
     pub read_budget: usize,
+    /// Connections written per flush, as the shell's slice of its pass ([`UNLIMITED`]: every
+    /// connection with frames queued).
+    pub flush_slice: usize,
     by_key: HashMap<usize, ClientId>,
     read_buffer: Vec<u8>,
     /// Accepts the core refused.
@@ -323,6 +326,7 @@ impl Sim {
             now: start,
             sockets: Vec::new(),
             read_budget: UNLIMITED,
+            flush_slice: UNLIMITED,
             by_key: HashMap::new(),
             read_buffer,
             refused: 0,
@@ -550,42 +554,43 @@ impl Sim {
         self.advance_to(self.now.after(duration));
     }
 
-    /// The turn's flush: every queue that grew is written into its socket, as far as the
-    /// socket takes it.
+    /// The turn's flush: the queues of the next [`Sim::flush_slice`] connections waiting for
+    /// their write are written into their sockets, as far as each socket takes it.
     pub fn flush(&mut self) {
         let now = self.now;
         let sockets = &mut self.sockets;
         let by_key = &self.by_key;
         let mut broken = None;
-        self.core.flush(|key, slices: &[IoSlice<'_>]| {
-            let Some(&id) = by_key.get(&key) else {
-                broken = Some(format!("write to key {key}, which the core closed"));
-                return Err(io::ErrorKind::NotConnected.into());
-            };
-            let socket = &mut sockets[id];
-            if socket.write_shut_at.is_some() {
-                broken = Some(format!("write to client {id} after ShutdownWrite"));
-                return Err(io::ErrorKind::BrokenPipe.into());
-            }
-            if socket.room == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let mut taken = 0;
-            for slice in slices {
-                let take = slice.len().min(socket.room - taken);
-                if let Err(error) = socket.absorb(&slice[..take], now) {
-                    broken.get_or_insert(format!("client {id}: {error}"));
+        self.core
+            .flush_next(self.flush_slice, |key, slices: &[IoSlice<'_>]| {
+                let Some(&id) = by_key.get(&key) else {
+                    broken = Some(format!("write to key {key}, which the core closed"));
+                    return Err(io::ErrorKind::NotConnected.into());
+                };
+                let socket = &mut sockets[id];
+                if socket.write_shut_at.is_some() {
+                    broken = Some(format!("write to client {id} after ShutdownWrite"));
+                    return Err(io::ErrorKind::BrokenPipe.into());
                 }
-                taken += take;
-                if taken == socket.room {
-                    break;
+                if socket.room == 0 {
+                    return Err(io::ErrorKind::WouldBlock.into());
                 }
-            }
-            if socket.room != UNLIMITED {
-                socket.room -= taken;
-            }
-            Ok(taken)
-        });
+                let mut taken = 0;
+                for slice in slices {
+                    let take = slice.len().min(socket.room - taken);
+                    if let Err(error) = socket.absorb(&slice[..take], now) {
+                        broken.get_or_insert(format!("client {id}: {error}"));
+                    }
+                    taken += take;
+                    if taken == socket.room {
+                        break;
+                    }
+                }
+                if socket.room != UNLIMITED {
+                    socket.room -= taken;
+                }
+                Ok(taken)
+            });
         if let Some(broken) = broken {
             panic!("at {} ms: {broken}", self.now.0);
         }
@@ -593,13 +598,15 @@ impl Sim {
         let config = self.core.config();
         let cap = config.hard_queue_cap() + config.max_message_size + 14;
         for (&key, &id) in &self.by_key {
+            // Connections still waiting for their slice of the pass are judged at their write.
             let queued = self
                 .core
                 .connection(key)
+                .filter(|connection| !connection.flags.has(Flags::FLUSH_SCHEDULED))
                 .map_or(0, |connection| connection.write_queue.queued_bytes());
             assert!(
                 queued <= cap,
-                "at {} ms: client {id} holds {queued} queued bytes after a flush, over {cap}",
+                "at {} ms: client {id} holds {queued} queued bytes after its write, over {cap}",
                 self.now.0
             );
         }
