@@ -168,6 +168,15 @@ pub(crate) struct MessageArgs {
     pub csv: Option<PathBuf>,
 }
 
+/// What a message's arrival time is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Arrival {
+    /// The kernel's receive timestamp of the read that completed the message.
+    Kernel,
+    /// When this process read it.
+    Read,
+}
+
 /// Whether a sender receives its own messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ExpectSelf {
@@ -201,6 +210,12 @@ pub(crate) struct Common {
     /// the wire beside payload bytes.
     #[arg(long)]
     pub compress: bool,
+    /// When a message arrives, for its latency: `kernel`, when the kernel received the bytes
+    /// that completed it (SO_TIMESTAMPNS; this process's own delay in reading a socket among
+    /// thousands is not counted, as each real client reads its own), or `read`, when this
+    /// process read them.
+    #[arg(long, value_enum, default_value_t = Arrival::Kernel)]
+    pub arrival: Arrival,
     /// Several loadgens, one run: the run id every process of the run shares (hex, up to 8
     /// digits), so that each recognises the others' probes. Default: a new random id.
     #[arg(long, value_parser = parse_run_id)]

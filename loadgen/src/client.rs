@@ -594,6 +594,7 @@ mod tests {
             compress: false,
             binary: false,
             raw: false,
+            kernel_timestamps: false,
             run_id: 9,
             shape: crate::schedule::Shape::constant(1000.0, 1.0),
             interval_ns: 0,

@@ -16,7 +16,7 @@ use crate::plan::RunKind;
 use crate::report::{Report, UrlFigures};
 
 /// The JSON layout's version: raised when a field changes meaning or goes away.
-pub(crate) const SCHEMA_VERSION: u64 = 3;
+pub(crate) const SCHEMA_VERSION: u64 = 4;
 
 impl Report {
     /// Every figure as JSON.
@@ -39,6 +39,7 @@ impl Report {
             fields.insert("message_template".into(), json!(run.message_template));
             fields.insert("binary".into(), json!(run.binary));
             fields.insert("compress".into(), json!(run.compress));
+            fields.insert("arrival".into(), json!(run.arrival));
             fields.insert("duration_s".into(), json!(run.duration_s));
             fields.insert("stages".into(), json!(run.stages));
             fields.insert("warmup_s".into(), json!(run.warmup_s));

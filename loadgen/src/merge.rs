@@ -216,6 +216,11 @@ fn merge(reports: &[Value], args: &MergeArgs, command_line: Vec<String>) -> Resu
         message_template: first["run"]["message_template"].as_str().map(str::to_owned),
         binary: first["run"]["binary"].as_bool().unwrap_or(false),
         compress: first["run"]["compress"].as_bool().unwrap_or(false),
+        // Reports before schema 4 timed arrivals by the read.
+        arrival: first["run"]["arrival"]
+            .as_str()
+            .unwrap_or("read")
+            .to_owned(),
         duration_s: float(&first["run"]["duration_s"]),
         warmup_s,
         stages: first["run"]["stages"].as_str().map(str::to_owned),

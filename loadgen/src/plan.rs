@@ -68,6 +68,9 @@ pub(crate) struct Plan {
     pub binary: bool,
     /// Newline-framed text over plain TCP instead of WebSocket.
     pub raw: bool,
+    /// A message arrives when the kernel received its last bytes (`--arrival kernel`), not
+    /// when this process read them.
+    pub kernel_timestamps: bool,
     /// Identifies this run's probes.
     pub run_id: u32,
     /// The rate over time, all senders together.

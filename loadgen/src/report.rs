@@ -50,6 +50,8 @@ pub(crate) struct RunDescription {
     pub binary: bool,
     /// permessage-deflate offered.
     pub compress: bool,
+    /// What a message's arrival time is: `kernel` (receive timestamps) or `read`.
+    pub arrival: String,
     /// Seconds measured.
     pub duration_s: f64,
     /// Seconds of warmup.

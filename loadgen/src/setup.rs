@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::cli::{Cli, Common, ExpectSelf, FailOn, MessageArgs, Run};
+use crate::cli::{Arrival, Cli, Common, ExpectSelf, FailOn, MessageArgs, Run};
 use crate::plan::{Plan, RunKind};
 use crate::probe::PROBE_HEADER_LEN;
 use crate::ramp::ConnectionRamp;
@@ -249,6 +249,11 @@ pub(crate) fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, St
         message_template: template_text,
         binary: message.binary,
         compress: common.compress,
+        arrival: match common.arrival {
+            Arrival::Kernel => "kernel",
+            Arrival::Read => "read",
+        }
+        .to_owned(),
         duration_s: shape.total_s() - warmup_s,
         warmup_s,
         stages: message.stages.clone(),
@@ -283,6 +288,7 @@ pub(crate) fn plan_from(cli: Cli, command_line: Vec<String>) -> Result<Setup, St
         compress: common.compress,
         binary: message.binary,
         raw: common.raw,
+        kernel_timestamps: common.arrival == Arrival::Kernel,
         run_id,
         sender_base: common.sender_base,
         total_senders,

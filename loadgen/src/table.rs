@@ -313,7 +313,14 @@ impl Report {
         line(
             out,
             "delivery latency",
-            percentiles(&self.delivery, &[0.5, 0.9, 0.99, 0.999]),
+            format!(
+                "{}  (arrival: {})",
+                percentiles(&self.delivery, &[0.5, 0.9, 0.99, 0.999]),
+                match self.run.arrival.as_str() {
+                    "kernel" => "kernel receive time",
+                    _ => "read by loadgen",
+                }
+            ),
         );
         self.write_undelivered(out, "with undelivered", "deliveries");
         line(

@@ -329,7 +329,7 @@ impl Worker {
                 self.plan.source_ips[self.clients[index].id as usize % self.plan.source_ips.len()]
             });
             let address = self.plan.targets[self.clients[index].target].address;
-            match start_connect(address, source) {
+            match start_connect(address, source, self.plan.kernel_timestamps) {
                 Ok(mut socket) => {
                     if let Err(error) = self.poll.registry().register(
                         &mut socket,
@@ -340,7 +340,7 @@ impl Worker {
                         continue;
                     }
                     self.connections[index] = Connection {
-                        stream: Some(Stream::new(socket)),
+                        stream: Some(Stream::new(socket, self.plan.kernel_timestamps)),
                         tcp_connected_ns: 0,
                         writable_registered: true,
                         closing_since_ns: 0,
@@ -644,8 +644,8 @@ impl Worker {
                 }
                 Ok(read) => {
                     self.measurements.wire_bytes_received += read as u64;
+                    let now = stream.arrival_ns(self.shared.clock.now_ns());
                     self.clients[index].take_pending(&mut self.read_buffer[..kept]);
-                    let now = self.shared.clock.now_ns();
                     let len = kept + read;
                     let short = len < self.read_buffer.len();
                     if !self.on_bytes(index, len, now) || (may_stop_short && short) {

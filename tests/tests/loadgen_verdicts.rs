@@ -30,7 +30,9 @@ fn a_healthy_run_is_valid_and_exits_0() {
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(table.contains("verdict"), "{table}");
     assert_eq!(json["thresholds"][0]["passed"], true);
-    assert_eq!(json["schema_version"], 3);
+    assert_eq!(json["schema_version"], 4);
+    assert_eq!(json["run"]["arrival"], "kernel", "the default arrival time");
+    assert!(table.contains("(arrival: kernel receive time)"), "{table}");
     assert!(json["loadgen"]["command_line"][1] == "fanout");
     assert!(number(&json, &["loadgen", "started_at_unix_ms"]) > 1_600_000_000_000);
 }
