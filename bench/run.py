@@ -1533,7 +1533,9 @@ def write_readme(out_dir, runs, quick, results, failures, plots):
         "Multi-threaded peers (tokio, Bun, Node's TLS) therefore get one core, like everyone else. Same clients, same payloads, same open-loop schedule.")
     add(f"- **Versions:** {vers['rustc']}; tokio {vers['tokio']}, tokio-tungstenite {vers['tokio-tungstenite']}, rustls {vers['rustls']} (peer); Bun {vers['bun']}; "
         f"Node.js {vers['node']}, ws {vers['ws']}; {vers['python']}, websockets {vers['websockets']}; {vers['openssl']}.")
-    add("- **Latency** is measured from each message's intended send time (no coordinated omission). *Delivery*: per receiver; *completion*: the last receiver of each message. "
+    add("- **Latency** is measured from each message's intended send time (no coordinated omission) to its arrival: when the kernel received the bytes that completed it "
+        "(`loadgen --arrival kernel`, the default since schema 4: the loadgen's own delay in reaching one socket among a thousand is left out, for every server alike). "
+        "*Delivery*: per receiver; *completion*: the last receiver of each message. "
         "Ratios are ours / theirs: below 1 is better for latency and memory, above 1 for throughput.")
     add("- A row marked **loadgen-bound** is one where the loadgen used over 90% of its core or fell behind its schedule: there the figure says more about the loadgen than about the server.")
     add("")
