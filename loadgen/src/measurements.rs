@@ -510,4 +510,78 @@ mod tests {
         assert_eq!(measurements.foreign, 2);
         assert_eq!(measurements.received, 0);
     }
+
+    /// A cost harness, not a check: 1,000 receivers get every message of 10 senders in
+    /// order (1,000 messages a second, the first 0.2 s warmup), 1,000,000 deliveries through
+    /// `record_message`. Count what the deliveries cost, not the setup:
+    ///
+    /// ```text
+    /// cargo test --release -p loadgen --no-run
+    /// valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*deliver_for_callgrind*' \
+    ///     target/release/deps/loadgen-HASH --ignored --exact \
+    ///     measurements::tests::fanout_deliveries_for_callgrind
+    /// ```
+    ///
+    /// and divide the totals by 1,000,000.
+    #[test]
+    #[ignore = "a cost harness: run it under callgrind, see its doc"]
+    fn fanout_deliveries_for_callgrind() {
+        const RECEIVERS: usize = 1_000;
+        const SENDERS: u32 = 10;
+        const MESSAGES: u64 = 1_000;
+        let schedule = Schedule::new(
+            0,
+            crate::schedule::Shape::constant(1000.0, 2.0),
+            SENDERS,
+            0.2,
+        );
+        let judge = Judge {
+            schedule: Some(schedule),
+            echo: false,
+            run_id: 7,
+            rooms: 1,
+            expect_self: None,
+        };
+        let messages: Vec<(Vec<u8>, u64)> = (0..MESSAGES)
+            .map(|n| {
+                let intended_ns = schedule.intended_ns(n) - schedule.start_ns;
+                let mut bytes = vec![0u8; 64];
+                Probe {
+                    run: 7,
+                    sender: (n % u64::from(SENDERS)) as u32,
+                    sequence: n / u64::from(SENDERS),
+                    intended_ns,
+                }
+                .write(&mut bytes);
+                (bytes, intended_ns)
+            })
+            .collect();
+        let mut measurements = Measurements::tracking(schedule.total_messages as usize, 1);
+        let mut books: Vec<ReceiverBook> =
+            (0..RECEIVERS).map(|_| ReceiverBook::default()).collect();
+        deliver_for_callgrind(&judge, &mut measurements, &mut books, &messages);
+        let deliveries = RECEIVERS as u64 * MESSAGES;
+        assert_eq!(
+            measurements.received + measurements.delivery_warmup.len(),
+            deliveries
+        );
+        assert_eq!(measurements.received, RECEIVERS as u64 * 800);
+    }
+
+    /// Every message to every receiver, latencies spread over 150 µs to 550 µs.
+    #[inline(never)]
+    fn deliver_for_callgrind(
+        judge: &Judge,
+        measurements: &mut Measurements,
+        books: &mut [ReceiverBook],
+        messages: &[(Vec<u8>, u64)],
+    ) {
+        for (bytes, intended_ns) in messages {
+            for (index, book) in books.iter_mut().enumerate() {
+                let now = intended_ns + 150_000 + (index as u64 * 7_919) % 400_000;
+                let mut receiver = receiver_of(book, Window::WHOLE_RUN);
+                measurements.record_message(judge, &mut receiver, bytes, now);
+            }
+        }
+    }
 }
