@@ -109,17 +109,40 @@ fn write_hex(out: &mut [u8], mut value: u64) {
     }
 }
 
+/// The value of 8 or 16 lowercase hex digits, or `None` if any byte is not one.
 fn read_hex(digits: &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for &digit in digits {
-        let nibble = match digit {
-            b'0'..=b'9' => digit - b'0',
-            b'a'..=b'f' => digit - b'a' + 10,
-            _ => return None,
-        };
-        value = (value << 4) | u64::from(nibble);
+    debug_assert!(digits.len() == 8 || digits.len() == 16);
+    digits.chunks_exact(8).try_fold(0u64, |value, eight| {
+        let eight = read_hex8(eight.try_into().ok()?)?;
+        Some(value << 32 | eight)
+    })
+}
+
+/// The value of 8 lowercase hex digits, or `None` if any byte is not one: the 8 bytes are
+/// checked and converted together, as the bytes of one `u64` (first digit in the lowest byte).
+fn read_hex8(digits: [u8; 8]) -> Option<u64> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let x = u64::from_le_bytes(digits);
+    if x & HIGH != 0 {
+        return None;
     }
-    Some(value)
+    // Every byte is below 0x80, so adding up to 0x7f to each carries into no other byte: bit 7
+    // of a byte of `at_least(low)` says the byte is `low` or more, of `above(high)` that it is
+    // more than `high`.
+    let at_least = |low: u8| x + ONES * u64::from(0x80 - low);
+    let above = |high: u8| x + ONES * u64::from(0x7f - high);
+    let decimal = at_least(b'0') & !above(b'9') & HIGH;
+    let letter = at_least(b'a') & !above(b'f') & HIGH;
+    if decimal | letter != HIGH {
+        return None;
+    }
+    // '0'..'9' end in 0..9, 'a'..'f' in 1..6: add 9 to letters. Then pack the nibbles,
+    // pairs into bytes, bytes into 16 bits, those into 32, the first digit on top.
+    let nibbles = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
+    let bytes = ((nibbles << 4) + (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let halves = ((bytes << 8) + (bytes >> 16)) & 0x0000_ffff_0000_ffff;
+    Some(((halves << 16) + (halves >> 32)) & 0xffff_ffff)
 }
 
 #[cfg(test)]
@@ -221,6 +244,72 @@ mod tests {
         let message = written(probe(1, 1), 64);
         for cut in 0..PROBE_HEADER_LEN {
             assert!(found(&message[..cut]).is_empty(), "cut at {cut}");
+        }
+    }
+
+    /// The digit-by-digit reading `read_hex` replaced, to check it against.
+    fn read_hex_plainly(digits: &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for &digit in digits {
+            let nibble = match digit {
+                b'0'..=b'9' => digit - b'0',
+                b'a'..=b'f' => digit - b'a' + 10,
+                _ => return None,
+            };
+            value = (value << 4) | u64::from(nibble);
+        }
+        Some(value)
+    }
+
+    #[test]
+    fn hex_reads_as_digit_by_digit_whatever_the_bytes() {
+        let mut bases: Vec<Vec<u8>> = vec![
+            b"0123456789abcdef".to_vec(),
+            b"fedcba9876543210".to_vec(),
+            b"0000000000000000".to_vec(),
+            b"ffffffffffffffff".to_vec(),
+            b"9a9a9a9a09af90fa".to_vec(),
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200 {
+            let mut base = vec![0u8; 16];
+            write_hex(&mut base, random());
+            bases.push(base);
+        }
+        // Several bytes off at once, around the edges of the digit ranges.
+        let edges = b"/09:`af{gAF\x7f\x80\xff\x00";
+        for _ in 0..100_000 {
+            let mut eight = [0u8; 8];
+            let choice = random();
+            for (at, byte) in eight.iter_mut().enumerate() {
+                *byte = edges[(choice >> (at * 4)) as usize % edges.len()];
+            }
+            assert_eq!(read_hex(&eight), read_hex_plainly(&eight), "{eight:?}");
+        }
+        for base in &bases {
+            for len in [8, 16] {
+                let digits = &base[..len];
+                assert_eq!(read_hex(digits), read_hex_plainly(digits));
+                assert!(read_hex(digits).is_some());
+                // Every byte value in every place: only the 16 digits read.
+                for at in 0..len {
+                    for byte in 0..=255u8 {
+                        let mut changed = digits.to_vec();
+                        changed[at] = byte;
+                        assert_eq!(
+                            read_hex(&changed),
+                            read_hex_plainly(&changed),
+                            "{changed:?}"
+                        );
+                    }
+                }
+            }
         }
     }
 
