@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Text, so that it passes through servers that only relay text; fixed width, so that parsing
-//! is a few table lookups. The run id tells this run's probes from another loadgen's.
+//! is a few word operations. The run id tells this run's probes from another loadgen's.
 //!
 //! Every character of a probe (letters, hex digits, spaces, dots) passes JSON escaping and most
 //! envelopes untouched, so [`Probes`] finds probes anywhere in a message: at its start, inside
@@ -53,13 +53,32 @@ impl Probe {
         if message.len() < PROBE_HEADER_LEN || &message[..4] != MARKER {
             return None;
         }
+        let eight = |at: usize| {
+            let mut digits = [0u8; 8];
+            digits.copy_from_slice(&message[at..at + 8]);
+            read_hex8(digits)
+        };
+        let (run, bad_run) = eight(4);
+        let (sender, bad_sender) = eight(13);
+        let (sequence_high, bad_sequence_high) = eight(22);
+        let (sequence_low, bad_sequence_low) = eight(30);
+        let (intended_high, bad_intended_high) = eight(39);
+        let (intended_low, bad_intended_low) = eight(47);
+        let bad = bad_run
+            | bad_sender
+            | bad_sequence_high
+            | bad_sequence_low
+            | bad_intended_high
+            | bad_intended_low;
+        if bad != 0 || message[12] != b' ' || message[21] != b' ' || message[38] != b' ' {
+            return None;
+        }
         Some(Probe {
-            run: read_hex(&message[4..12])? as u32,
-            sender: read_hex(&message[13..21])? as u32,
-            sequence: read_hex(&message[22..38])?,
-            intended_ns: read_hex(&message[39..55])?,
+            run: run as u32,
+            sender: sender as u32,
+            sequence: sequence_high << 32 | sequence_low,
+            intended_ns: intended_high << 32 | intended_low,
         })
-        .filter(|_| message[12] == b' ' && message[21] == b' ' && message[38] == b' ')
     }
 }
 
@@ -110,39 +129,37 @@ fn write_hex(out: &mut [u8], mut value: u64) {
 }
 
 /// The value of 8 or 16 lowercase hex digits, or `None` if any byte is not one.
+#[cfg(test)]
 fn read_hex(digits: &[u8]) -> Option<u64> {
-    debug_assert!(digits.len() == 8 || digits.len() == 16);
     digits.chunks_exact(8).try_fold(0u64, |value, eight| {
-        let eight = read_hex8(eight.try_into().ok()?)?;
-        Some(value << 32 | eight)
+        let (eight, bad) = read_hex8(eight.try_into().ok()?);
+        (bad == 0).then_some(value << 32 | eight)
     })
 }
 
-/// The value of 8 lowercase hex digits, or `None` if any byte is not one: the 8 bytes are
-/// checked and converted together, as the bytes of one `u64` (first digit in the lowest byte).
-fn read_hex8(digits: [u8; 8]) -> Option<u64> {
+/// The value of 8 lowercase hex digits, and a word that is not 0 if any byte is not one (the
+/// value is then meaningless): the 8 bytes are checked and converted together, as the bytes of
+/// one `u64` (first digit in the lowest byte). No branch, so that a probe's six fields are
+/// judged by one.
+fn read_hex8(digits: [u8; 8]) -> (u64, u64) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = ONES * 0x80;
     let x = u64::from_le_bytes(digits);
-    if x & HIGH != 0 {
-        return None;
-    }
-    // Every byte is below 0x80, so adding up to 0x7f to each carries into no other byte: bit 7
-    // of a byte of `at_least(low)` says the byte is `low` or more, of `above(high)` that it is
-    // more than `high`.
-    let at_least = |low: u8| x + ONES * u64::from(0x80 - low);
-    let above = |high: u8| x + ONES * u64::from(0x7f - high);
+    // If every byte is below 0x80 (else `x & HIGH` says it is bad), adding up to 0x7f to each
+    // carries into no other byte: bit 7 of a byte of `at_least(low)` says the byte is `low`
+    // or more, of `above(high)` that it is more than `high`.
+    let at_least = |low: u8| x.wrapping_add(ONES * u64::from(0x80 - low));
+    let above = |high: u8| x.wrapping_add(ONES * u64::from(0x7f - high));
     let decimal = at_least(b'0') & !above(b'9') & HIGH;
     let letter = at_least(b'a') & !above(b'f') & HIGH;
-    if decimal | letter != HIGH {
-        return None;
-    }
-    // '0'..'9' end in 0..9, 'a'..'f' in 1..6: add 9 to letters. Then pack the nibbles,
-    // pairs into bytes, bytes into 16 bits, those into 32, the first digit on top.
+    let bad = (x & HIGH) | (HIGH & !(decimal | letter));
+    // '0'..'9' end in 0..9, 'a'..'f' in 1..6: add 9 to letters. Then pack the nibbles: each
+    // multiplication adds a field, shifted up by its width, to the next field up (no two
+    // overlap), which then holds the pair, first digits on top; the shift brings it down.
     let nibbles = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
-    let bytes = ((nibbles << 4) + (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
-    let halves = ((bytes << 8) + (bytes >> 16)) & 0x0000_ffff_0000_ffff;
-    Some(((halves << 16) + (halves >> 32)) & 0xffff_ffff)
+    let bytes = (nibbles.wrapping_mul(1 + (16 << 8)) >> 8) & 0x00ff_00ff_00ff_00ff;
+    let halves = (bytes.wrapping_mul(1 + (256 << 16)) >> 16) & 0x0000_ffff_0000_ffff;
+    (halves.wrapping_mul(1 + (65_536 << 32)) >> 32, bad)
 }
 
 #[cfg(test)]
@@ -309,6 +326,38 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_probe_with_any_byte_changed_reads_as_digit_by_digit() {
+        let plainly = |message: &[u8]| -> Option<Probe> {
+            if message.len() < PROBE_HEADER_LEN || &message[..4] != MARKER {
+                return None;
+            }
+            Some(Probe {
+                run: read_hex_plainly(&message[4..12])? as u32,
+                sender: read_hex_plainly(&message[13..21])? as u32,
+                sequence: read_hex_plainly(&message[22..38])?,
+                intended_ns: read_hex_plainly(&message[39..55])?,
+            })
+            .filter(|_| message[12] == b' ' && message[21] == b' ' && message[38] == b' ')
+        };
+        let message = written(
+            Probe {
+                run: 0x89ab_cdef,
+                sender: 0x0123_4567,
+                sequence: 0xfedc_ba98_7654_3210,
+                intended_ns: 0x0f1e_2d3c_4b5a_6978,
+            },
+            64,
+        );
+        for at in 0..message.len() {
+            for byte in 0..=255u8 {
+                let mut changed = message.clone();
+                changed[at] = byte;
+                assert_eq!(Probe::read(&changed), plainly(&changed), "{at}: {byte}");
             }
         }
     }
