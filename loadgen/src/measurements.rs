@@ -588,12 +588,15 @@ mod tests {
     ///
     /// ```text
     /// cargo test --release -p loadgen --no-run
-    /// valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*deliver_for_callgrind*' \
+    /// valgrind --tool=callgrind --cache-sim=yes --D1=32768,8,64 --LL=1048576,16,64 \
+    ///     --toggle-collect='*deliver_for_callgrind*' \
     ///     target/release/deps/loadgen-HASH --ignored --exact \
     ///     measurements::tests::fanout_deliveries_for_callgrind
     /// ```
     ///
-    /// and divide the totals by 1,000,000.
+    /// and divide the totals by 1,000,000 (the LL given is this machine's per-core L2: the
+    /// shared L3 is everyone's). The progress line's `take_progress`, twice a second, is not
+    /// in it.
     #[test]
     #[ignore = "a cost harness: run it under callgrind, see its doc"]
     fn fanout_deliveries_for_callgrind() {
