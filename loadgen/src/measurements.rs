@@ -188,8 +188,9 @@ pub(crate) struct Measurements {
     pub upgrade: Histogram<u64>,
     /// How late each probe left compared to its intended time (µs).
     pub send_lag: Histogram<u64>,
-    /// Deliveries since the progress line last took them (µs).
-    pub progress: Histogram<u64>,
+    /// `delivery` as it was when the progress line last took the deliveries since (see
+    /// [`Measurements::take_progress`]): not a second histogram to record every delivery in.
+    pub progress_taken: Histogram<u64>,
     /// Per message number: first copies at receivers it was owed to, in this worker.
     pub arrivals: Vec<u32>,
     /// Per message number: the latest such arrival (ns).
@@ -251,7 +252,7 @@ impl Default for Measurements {
             tls_handshake: new_histogram(),
             upgrade: new_histogram(),
             send_lag: new_histogram(),
-            progress: new_histogram(),
+            progress_taken: new_histogram(),
             arrivals: Vec::new(),
             last_arrival_ns: Vec::new(),
             sent_by_sender: BTreeMap::new(),
@@ -298,6 +299,19 @@ impl Measurements {
             per_target,
             ..Measurements::default()
         }
+    }
+
+    /// The measured deliveries' latency since the last call (`None`: there were none), for
+    /// the progress line: `delivery` less what it held then, the same counts as recording
+    /// each delivery twice would give, for a subtraction twice a second.
+    pub(crate) fn take_progress(&mut self) -> Option<Histogram<u64>> {
+        if self.delivery.len() == self.progress_taken.len() {
+            return None;
+        }
+        let mut fresh = self.delivery.clone();
+        let subtracted = fresh.subtract(&self.progress_taken);
+        self.progress_taken.clone_from(&self.delivery);
+        subtracted.ok().map(|()| fresh)
     }
 
     /// Records one delivered message (text, binary, or one line in raw mode) that arrived at
@@ -382,7 +396,6 @@ impl Measurements {
         }
         if measured {
             self.delivery.saturating_record(latency_us);
-            self.progress.saturating_record(latency_us);
             if let Some(per_target) = self.per_target.get_mut(receiver.identity.target) {
                 per_target.delivery.saturating_record(latency_us);
             }
@@ -509,5 +522,140 @@ mod tests {
         measurements.record_message(&judge(), &mut receiver, &bytes, 1);
         assert_eq!(measurements.foreign, 2);
         assert_eq!(measurements.received, 0);
+    }
+
+    #[test]
+    fn the_progress_taken_is_what_was_measured_since() {
+        let schedule = Schedule::new(0, crate::schedule::Shape::constant(1000.0, 1.0), 2, 0.3);
+        let judge = Judge {
+            schedule: Some(schedule),
+            ..judge()
+        };
+        let mut measurements = Measurements::tracking(1000, 1);
+        let mut book = ReceiverBook::default();
+        let mut receiver = receiver_of(&mut book, Window::WHOLE_RUN);
+        let mut since = new_histogram();
+        let mut state = 0x1234_5678_9abc_def1u64;
+        assert!(measurements.take_progress().is_none());
+        for n in 0..1000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let (sender, sequence) = ((n % 2) as u32, n / 2);
+            let intended_ns = schedule.intended_ns(n);
+            // From 1 µs to over an hour late, mostly a few hundred µs.
+            let late_ns = match state % 100 {
+                0 => state % 5_000_000_000_000,
+                1 => 0,
+                _ => state % 2_000_000,
+            };
+            let mut bytes = vec![0u8; 64];
+            Probe {
+                run: 7,
+                sender,
+                sequence,
+                intended_ns,
+            }
+            .write(&mut bytes);
+            let now = intended_ns + late_ns;
+            measurements.record_message(&judge, &mut receiver, &bytes, now);
+            if !schedule.is_warmup(n) {
+                since.saturating_record((late_ns / 1000).max(1));
+            }
+            if state.is_multiple_of(37) || n == 999 {
+                let taken = measurements.take_progress();
+                let recorded = |histogram: &Histogram<u64>| {
+                    let counts: Vec<(u64, u64)> = histogram
+                        .iter_recorded()
+                        .map(|value| (value.value_iterated_to(), value.count_at_value()))
+                        .collect();
+                    (histogram.len(), counts, histogram.value_at_quantile(0.99))
+                };
+                match taken {
+                    Some(taken) => assert_eq!(recorded(&taken), recorded(&since), "at {n}"),
+                    None => assert!(since.is_empty(), "at {n}"),
+                }
+                since.reset();
+            }
+        }
+        assert!(measurements.take_progress().is_none());
+        assert_eq!(measurements.received, 700);
+    }
+
+    /// A cost harness, not a check: 1,000 receivers get every message of 10 senders in
+    /// order (1,000 messages a second, the first 0.2 s warmup), 1,000,000 deliveries through
+    /// `record_message`. Count what the deliveries cost, not the setup:
+    ///
+    /// ```text
+    /// cargo test --release -p loadgen --no-run
+    /// valgrind --tool=callgrind --cache-sim=yes --D1=32768,8,64 --LL=1048576,16,64 \
+    ///     --toggle-collect='*deliver_for_callgrind*' \
+    ///     target/release/deps/loadgen-HASH --ignored --exact \
+    ///     measurements::tests::fanout_deliveries_for_callgrind
+    /// ```
+    ///
+    /// and divide the totals by 1,000,000 (the LL given is this machine's per-core L2: the
+    /// shared L3 is everyone's). The progress line's `take_progress`, twice a second, is not
+    /// in it.
+    #[test]
+    #[ignore = "a cost harness: run it under callgrind, see its doc"]
+    fn fanout_deliveries_for_callgrind() {
+        const RECEIVERS: usize = 1_000;
+        const SENDERS: u32 = 10;
+        const MESSAGES: u64 = 1_000;
+        let schedule = Schedule::new(
+            0,
+            crate::schedule::Shape::constant(1000.0, 2.0),
+            SENDERS,
+            0.2,
+        );
+        let judge = Judge {
+            schedule: Some(schedule),
+            echo: false,
+            run_id: 7,
+            rooms: 1,
+            expect_self: None,
+        };
+        let messages: Vec<(Vec<u8>, u64)> = (0..MESSAGES)
+            .map(|n| {
+                let intended_ns = schedule.intended_ns(n) - schedule.start_ns;
+                let mut bytes = vec![0u8; 64];
+                Probe {
+                    run: 7,
+                    sender: (n % u64::from(SENDERS)) as u32,
+                    sequence: n / u64::from(SENDERS),
+                    intended_ns,
+                }
+                .write(&mut bytes);
+                (bytes, intended_ns)
+            })
+            .collect();
+        let mut measurements = Measurements::tracking(schedule.total_messages as usize, 1);
+        let mut books: Vec<ReceiverBook> =
+            (0..RECEIVERS).map(|_| ReceiverBook::default()).collect();
+        deliver_for_callgrind(&judge, &mut measurements, &mut books, &messages);
+        let deliveries = RECEIVERS as u64 * MESSAGES;
+        assert_eq!(
+            measurements.received + measurements.delivery_warmup.len(),
+            deliveries
+        );
+        assert_eq!(measurements.received, RECEIVERS as u64 * 800);
+    }
+
+    /// Every message to every receiver, latencies spread over 150 µs to 550 µs.
+    #[inline(never)]
+    fn deliver_for_callgrind(
+        judge: &Judge,
+        measurements: &mut Measurements,
+        books: &mut [ReceiverBook],
+        messages: &[(Vec<u8>, u64)],
+    ) {
+        for (bytes, intended_ns) in messages {
+            for (index, book) in books.iter_mut().enumerate() {
+                let now = intended_ns + 150_000 + (index as u64 * 7_919) % 400_000;
+                let mut receiver = receiver_of(book, Window::WHOLE_RUN);
+                measurements.record_message(judge, &mut receiver, bytes, now);
+            }
+        }
     }
 }

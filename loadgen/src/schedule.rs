@@ -212,6 +212,10 @@ pub(crate) struct Schedule {
     pub total_messages: u64,
     /// Messages meant to be sent before this time belong to the warmup.
     pub measure_from_ns: u64,
+    /// The first message number meant to be sent at or after `measure_from_ns` (at most
+    /// `total_messages`): intended times never go back, so the messages below it, and only
+    /// they, are the warmup. Spares [`Schedule::is_warmup`] a float computation per delivery.
+    first_measured: u64,
     shape: Shape,
 }
 
@@ -219,13 +223,25 @@ impl Schedule {
     /// A schedule of `shape` from `start_ns`, sent by `senders`; its first `warmup_s` seconds
     /// are warmup.
     pub(crate) fn new(start_ns: u64, shape: Shape, senders: u32, warmup_s: f64) -> Self {
-        Schedule {
+        let mut schedule = Schedule {
             start_ns,
             senders,
             total_messages: shape.total_messages(),
             measure_from_ns: start_ns + (warmup_s * 1e9) as u64,
+            first_measured: 0,
             shape,
+        };
+        let (mut low, mut high) = (0, schedule.total_messages);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if schedule.intended_ns(middle) < schedule.measure_from_ns {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
         }
+        schedule.first_measured = low;
+        schedule
     }
 
     /// The message number of a sender's `k`-th message.
@@ -240,7 +256,11 @@ impl Schedule {
 
     /// Whether message `n` belongs to the warmup.
     pub(crate) fn is_warmup(&self, n: u64) -> bool {
-        self.intended_ns(n) < self.measure_from_ns
+        if n < self.total_messages {
+            n < self.first_measured
+        } else {
+            self.intended_ns(n) < self.measure_from_ns
+        }
     }
 
     /// The first of `count` messages of `sender` (its `k` from 0) whose intended time is at or
@@ -307,6 +327,31 @@ mod tests {
                 schedule.intended_ns(n) >= schedule.intended_ns(n - 1),
                 "{n}"
             );
+        }
+    }
+
+    #[test]
+    fn the_warmup_is_the_messages_intended_before_measuring_starts() {
+        let shapes = [
+            ("constant", Shape::constant(1000.0, 3.0)),
+            ("odd rate", Shape::constant(333.3, 2.5)),
+            ("ramps", Shape::stages("2s:100, 1s:100, 2s:0").unwrap()),
+            (
+                "pause",
+                Shape::stages("1s:50, 1s:0, 1s:0, 1.5s:70").unwrap(),
+            ),
+        ];
+        for (name, shape) in shapes {
+            for warmup_s in [0.0, 0.001, 0.5, 1.0, 1.7, 2.25, 4.0, 10.0] {
+                let schedule = Schedule::new(12_345, shape, 3, warmup_s);
+                for n in 0..schedule.total_messages + 5 {
+                    assert_eq!(
+                        schedule.is_warmup(n),
+                        schedule.intended_ns(n) < schedule.measure_from_ns,
+                        "{name}, warmup {warmup_s} s, message {n}"
+                    );
+                }
+            }
         }
     }
 

@@ -490,11 +490,10 @@ impl Worker {
             Ordering::Relaxed,
         );
         self.published_received = self.measurements.received;
-        if !self.measurements.progress.is_empty() {
+        if let Some(fresh) = self.measurements.take_progress() {
             if let Ok(mut shared) = self.shared.progress.lock() {
-                let _ = shared.add(&self.measurements.progress);
+                let _ = shared.add(&fresh);
             }
-            self.measurements.progress.reset();
         }
     }
 
