@@ -27,21 +27,41 @@ pub const READ_BUDGET_PER_PASS: usize = 256 * 1024;
 /// The current pass and what is left of it.
 #[derive(Debug, Default)]
 pub struct Passes {
-    /// Counts passes, from 1 (0 marks a budget never used).
-    number: u32,
+    /// Counts passes from 1 to 255, then again from 1 (0 marks an entry of no pass).
+    number: u8,
     /// Entries of the flush queue this pass still has to take; 0: the pass is over.
     left: usize,
-    /// Bytes read per connection key in the pass named beside them.
+    /// Per connection key, what it read in the pass named in the entry ([`Used`]): 4 bytes a
+    /// key, as there is one per connection (the idle-connection memory counts every byte).
     used: Vec<Used>,
     /// Connections that used their budget, to read when the next pass starts.
     deferred: Vec<usize>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Used {
-    pass: u32,
-    bytes: u32,
-    deferred: bool,
+/// One connection's reading: the pass (top 8 bits), whether it waits in `deferred` (bit 23),
+/// bytes read in that pass (low 23 bits: a budget and one read past it fit many times).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Used(u32);
+
+const DEFERRED: u32 = 1 << 23;
+const BYTES: u32 = DEFERRED - 1;
+
+impl Used {
+    fn new(pass: u8) -> Used {
+        Used(u32::from(pass) << 24)
+    }
+
+    fn pass(self) -> u8 {
+        (self.0 >> 24) as u8
+    }
+
+    fn bytes(self) -> usize {
+        (self.0 & BYTES) as usize
+    }
+
+    fn deferred(self) -> bool {
+        self.0 & DEFERRED != 0
+    }
 }
 
 impl Passes {
@@ -51,8 +71,15 @@ impl Passes {
         if self.left > 0 {
             return Vec::new();
         }
-        // Entries of earlier passes are reset when next used.
-        self.number = self.number.wrapping_add(1).max(1);
+        // An entry of an earlier pass is reset when next used. When the numbers start again,
+        // every entry is cleared first, so none left from 255 passes ago passes for current.
+        self.number = match self.number.checked_add(1) {
+            Some(next) => next,
+            None => {
+                self.used.fill(Used::default());
+                1
+            }
+        };
         std::mem::take(&mut self.deferred)
     }
 
@@ -80,9 +107,9 @@ impl Passes {
     /// next pass.
     pub fn budget(&mut self, key: usize) -> usize {
         let used = self.current(key);
-        let left = READ_BUDGET_PER_PASS.saturating_sub(used.bytes as usize);
-        if left == 0 && !used.deferred {
-            used.deferred = true;
+        let left = READ_BUDGET_PER_PASS.saturating_sub(used.bytes());
+        if left == 0 && !used.deferred() {
+            used.0 |= DEFERRED;
             self.deferred.push(key);
         }
         left
@@ -91,22 +118,22 @@ impl Passes {
     /// Connection `key` read `bytes`.
     pub fn charge(&mut self, key: usize, bytes: usize) {
         let used = self.current(key);
-        used.bytes = used
-            .bytes
-            .saturating_add(bytes.min(u32::MAX as usize) as u32);
+        let total = (used.bytes() + bytes).min(BYTES as usize) as u32;
+        used.0 = (used.0 & !BYTES) | total;
     }
 
     /// What `key` used in this pass (nothing, if its entry is from an earlier one).
     fn current(&mut self, key: usize) -> &mut Used {
         if self.used.len() <= key {
+            // In steps of 1,024 keys: doubling would leave up to a key's worth unused per key.
+            self.used
+                .reserve_exact((key + 1 - self.used.len()).max(1024));
             self.used.resize(key + 1, Used::default());
         }
+        let number = self.number;
         let used = &mut self.used[key];
-        if used.pass != self.number {
-            *used = Used {
-                pass: self.number,
-                ..Used::default()
-            };
+        if used.pass() != number {
+            *used = Used::new(number);
         }
         used
     }
@@ -175,5 +202,20 @@ mod tests {
         assert_eq!(passes.start_turn(), vec![7]);
         assert_eq!(passes.budget(7), READ_BUDGET_PER_PASS);
         assert!(!passes.busy());
+    }
+
+    #[test]
+    fn a_budget_used_255_passes_ago_does_not_count_in_a_pass_of_the_same_number() {
+        let mut passes = Passes::default();
+        passes.start_turn();
+        passes.charge(3, READ_BUDGET_PER_PASS);
+        assert_eq!(passes.budget(3), 0);
+        // The pass numbers go round (255 of them); the entry must not come back to life.
+        for _ in 0..255 {
+            passes.start_turn();
+            assert_eq!(passes.slice(0), 0);
+        }
+        assert_eq!(passes.budget(3), READ_BUDGET_PER_PASS);
+        assert_eq!(passes.budget(4), READ_BUDGET_PER_PASS);
     }
 }
