@@ -104,15 +104,18 @@ impl Stream {
         }
     }
 
-    /// When the bytes of the last read arrived, on the loadgen's clock (`now_ns` is that clock
-    /// now): the kernel's receive timestamp when there is one, `now_ns` otherwise.
-    pub(crate) fn arrival_ns(&self, now_ns: u64) -> u64 {
+    /// When the bytes of the last read arrived, on the loadgen's clock (`now_ns` reads that
+    /// clock): the kernel's receive timestamp when the read had one, the clock's time
+    /// otherwise. The wall clock is read first and the loadgen's clock after it, so the time
+    /// between the two readings can only make the arrival later, never earlier.
+    pub(crate) fn arrival_ns(&self, now_ns: impl FnOnce() -> u64) -> u64 {
         if self.received_ns == 0 {
-            return now_ns;
+            return now_ns();
         }
         let wall_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_nanos() as u64);
+        let now_ns = now_ns();
         match wall_ns.checked_sub(self.received_ns) {
             Some(age) if age <= MAX_TIMESTAMP_AGE_NS => now_ns.saturating_sub(age),
             _ => now_ns,
@@ -221,6 +224,9 @@ impl Read for TimestampedSocket<'_> {
         )
         .map_err(io::Error::from)?;
         if message.bytes > 0 {
+            // A read without a timestamp (or with its control message cut short) is dated by
+            // the read itself, never by an earlier read's timestamp.
+            *self.received_ns = 0;
             if let Ok(messages) = message.cmsgs() {
                 for control in messages {
                     if let ControlMessageOwned::ScmTimestampns(time) = control {
@@ -277,7 +283,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(read_some(&mut stream, &mut buffer), 5);
         let now_ns = clock.elapsed().as_nanos() as u64;
-        let waited = now_ns - stream.arrival_ns(now_ns);
+        let waited = now_ns - stream.arrival_ns(|| now_ns);
         assert!(
             waited >= 50_000_000,
             "the read came 50 ms after the bytes, but they are dated {waited} ns before it"
@@ -291,6 +297,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         let mut buffer = [0u8; 64];
         assert_eq!(read_some(&mut stream, &mut buffer), 5);
-        assert_eq!(stream.arrival_ns(123_456_789), 123_456_789);
+        assert_eq!(stream.arrival_ns(|| 123_456_789), 123_456_789);
+    }
+
+    #[test]
+    fn a_read_that_brings_no_timestamp_is_dated_by_the_read_not_by_an_earlier_one() {
+        let (mut stream, mut server) = pair(true);
+        server.write_all(b"first").unwrap();
+        let mut buffer = [0u8; 64];
+        assert_eq!(read_some(&mut stream, &mut buffer), 5);
+        assert_ne!(
+            stream.arrival_ns(|| u64::MAX / 2),
+            u64::MAX / 2,
+            "timestamped"
+        );
+        // The kernel stops timestamping: the next read's bytes have none.
+        setsockopt(&stream.socket, sockopt::ReceiveTimestampns, &false).unwrap();
+        server.write_all(b"second").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(read_some(&mut stream, &mut buffer), 6);
+        assert_eq!(stream.arrival_ns(|| 123_456_789), 123_456_789);
     }
 }

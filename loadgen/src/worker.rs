@@ -643,7 +643,7 @@ impl Worker {
                 }
                 Ok(read) => {
                     self.measurements.wire_bytes_received += read as u64;
-                    let now = stream.arrival_ns(self.shared.clock.now_ns());
+                    let now = stream.arrival_ns(|| self.shared.clock.now_ns());
                     self.clients[index].take_pending(&mut self.read_buffer[..kept]);
                     let len = kept + read;
                     let short = len < self.read_buffer.len();

@@ -166,7 +166,7 @@ impl EventLoop {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if !self.passes.busy() {
+            let timeout = if !self.passes.busy(self.core.flush_queue_len()) {
                 let mut wake = self.core.poll_timeout();
                 if let Some(until) = self.accept_paused_until {
                     wake = wake.min(until);
@@ -366,6 +366,7 @@ impl EventLoop {
                         debug!("refused {peer} at accept (handshake limit or shutting down)");
                         continue; // dropping the socket closes it
                     };
+                    self.passes.forget(key);
                     // Frames are corked by the core already; Nagle would only add delay.
                     let _ = socket.set_nodelay(true);
                     if let Err(error) =

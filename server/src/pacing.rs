@@ -83,10 +83,19 @@ impl Passes {
         std::mem::take(&mut self.deferred)
     }
 
-    /// Whether the loop has something to do without waiting: a pass under way, or deferred
-    /// reads for the next one.
-    pub fn busy(&self) -> bool {
-        self.left > 0 || !self.deferred.is_empty()
+    /// Whether the loop has something to do without waiting, given the flush queue's length:
+    /// a pass under way, deferred reads for the next one, or connections queued while the last
+    /// pass went on (behind it), which the next pass writes.
+    pub fn busy(&self, queue_len: usize) -> bool {
+        self.left > 0 || !self.deferred.is_empty() || queue_len > 0
+    }
+
+    /// A new connection took `key`: it starts with a whole budget, whatever the connection
+    /// that had the key before it read in this pass.
+    pub fn forget(&mut self, key: usize) {
+        if let Some(used) = self.used.get_mut(key) {
+            *used = Used::default();
+        }
     }
 
     /// How many flush-queue entries to take this turn, given the queue's length now. The
@@ -149,7 +158,10 @@ mod tests {
         assert!(passes.start_turn().is_empty());
         assert_eq!(passes.slice(40), WRITES_PER_TURN);
         passes.took(WRITES_PER_TURN);
-        assert!(passes.busy(), "24 of the pass's 40 are still to be written");
+        assert!(
+            passes.busy(0),
+            "24 of the pass's 40 are still to be written"
+        );
         // Connections queued meanwhile (the queue grew to 60) do not lengthen this pass.
         assert!(passes.start_turn().is_empty());
         assert_eq!(passes.slice(60 - 16), WRITES_PER_TURN);
@@ -157,7 +169,11 @@ mod tests {
         assert!(passes.start_turn().is_empty());
         assert_eq!(passes.slice(60 - 32), 8);
         passes.took(8);
-        assert!(!passes.busy());
+        assert!(!passes.busy(0));
+        assert!(
+            passes.busy(20),
+            "connections queued behind the pass keep the loop awake for the next one"
+        );
         // The next pass takes what is queued then.
         passes.start_turn();
         assert_eq!(passes.slice(20), WRITES_PER_TURN);
@@ -170,7 +186,7 @@ mod tests {
             passes.start_turn();
             assert_eq!(passes.slice(0), 0);
             passes.took(0);
-            assert!(!passes.busy());
+            assert!(!passes.busy(0));
         }
     }
 
@@ -201,7 +217,7 @@ mod tests {
         passes.took(100);
         assert_eq!(passes.start_turn(), vec![7]);
         assert_eq!(passes.budget(7), READ_BUDGET_PER_PASS);
-        assert!(!passes.busy());
+        assert!(!passes.busy(0));
     }
 
     #[test]
@@ -217,5 +233,15 @@ mod tests {
         }
         assert_eq!(passes.budget(3), READ_BUDGET_PER_PASS);
         assert_eq!(passes.budget(4), READ_BUDGET_PER_PASS);
+    }
+
+    #[test]
+    fn a_new_connection_on_a_reused_key_starts_with_a_whole_budget() {
+        let mut passes = Passes::default();
+        passes.start_turn();
+        passes.charge(9, READ_BUDGET_PER_PASS);
+        assert_eq!(passes.budget(9), 0);
+        passes.forget(9); // closed; a new connection is accepted on key 9 in the same pass
+        assert_eq!(passes.budget(9), READ_BUDGET_PER_PASS);
     }
 }

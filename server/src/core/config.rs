@@ -96,7 +96,8 @@ pub struct Config {
 impl Config {
     /// The hard cap on a write queue: past it (after a flush that could not empty the queue)
     /// the slow-consumer policy applies at once, so a client that never reads holds at most
-    /// this plus one pass's broadcasts.
+    /// this plus the broadcasts read between two of its writes (the rest of one flush pass
+    /// and the next one up to its turn: at most two passes' read budgets per sender).
     pub fn hard_queue_cap(&self) -> usize {
         self.max_queued_bytes
             .saturating_mul(4)
