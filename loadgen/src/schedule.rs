@@ -231,16 +231,9 @@ impl Schedule {
             first_measured: 0,
             shape,
         };
-        let (mut low, mut high) = (0, schedule.total_messages);
-        while low < high {
-            let middle = low + (high - low) / 2;
-            if schedule.intended_ns(middle) < schedule.measure_from_ns {
-                low = middle + 1;
-            } else {
-                high = middle;
-            }
-        }
-        schedule.first_measured = low;
+        schedule.first_measured = first_not_before(schedule.total_messages, |n| {
+            schedule.intended_ns(n) < schedule.measure_from_ns
+        });
         schedule
     }
 
@@ -266,23 +259,30 @@ impl Schedule {
     /// The first of `count` messages of `sender` (its `k` from 0) whose intended time is at or
     /// after `offset_ns` from the start: intended times never go back, so a binary search.
     pub(crate) fn first_at_or_after(&self, sender: u32, count: u64, offset_ns: u64) -> u64 {
-        let (mut low, mut high) = (0, count);
-        while low < high {
-            let middle = low + (high - low) / 2;
-            let intended = self.intended_ns(self.message_number(sender, middle)) - self.start_ns;
-            if intended < offset_ns {
-                low = middle + 1;
-            } else {
-                high = middle;
-            }
-        }
-        low
+        first_not_before(count, |k| {
+            self.intended_ns(self.message_number(sender, k)) - self.start_ns < offset_ns
+        })
     }
 
     /// When the schedule ends.
     pub(crate) fn end_ns(&self) -> u64 {
         self.start_ns + (self.shape.total_s() * 1e9) as u64
     }
+}
+
+/// The first `i` in `0..count` for which `before(i)` is false, `before` being true up to
+/// some point and false after it (intended times never go back): a binary search.
+fn first_not_before(count: u64, before: impl Fn(u64) -> bool) -> u64 {
+    let (mut low, mut high) = (0, count);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if before(middle) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    low
 }
 
 #[cfg(test)]

@@ -334,7 +334,8 @@ impl Core {
         self.close(key);
     }
 
-    /// The socket can take more bytes: flush its queue this turn.
+    /// The socket can take more bytes: its queue is written when its turn in the flush queue
+    /// comes.
     pub fn handle_writable(&mut self, key: usize) {
         if let Some(connection) = self.connections.get_mut(key) {
             mark_for_flush(connection, key, &mut self.flush_queue);
@@ -1419,7 +1420,7 @@ fn slow_consumer_ticks(config: &Config) -> u32 {
     clock::ticks(config.slow_consumer_timeout).min(u32::from(u16::MAX) / 2)
 }
 
-/// Puts a connection in this turn's flush list, once.
+/// Puts a connection at the back of the flush queue, unless it is there already.
 fn mark_for_flush(connection: &mut Connection, key: usize, flush_queue: &mut VecDeque<usize>) {
     if !connection.flags.has(Flags::FLUSH_SCHEDULED) {
         connection.flags.set(Flags::FLUSH_SCHEDULED, true);
